@@ -1,0 +1,128 @@
+"""Decoding user images into RGB uint8 arrays, as the released Re-IQA demos do.
+
+The released demos open an image with ``Image.open(p).convert('RGB')`` and make
+the half scale with ``image.resize((w // 2, h // 2))`` (PIL's default bicubic
+filter). We do exactly that, and decide the cases the demos never met:
+
+* **EXIF orientation** is *not* applied by default, because the demos and the
+  official training loader ignore it: features then match the released code
+  bit for bit. ``exif_transpose=True`` rotates the pixels upright first (what
+  a viewer shows), for users who want orientation-invariant scores.
+* **16-bit images** (modes ``I;16*``, and ``I`` holding values above 255) are
+  scaled to 8 bits (``round(v / 257)``). PIL's own ``convert('RGB')`` clips
+  them at 255, which turns a normal 16-bit photo almost white.
+* **Alpha** (RGBA, LA, PA, P with transparency) is dropped, as
+  ``convert('RGB')`` does: the colour channels are kept as stored.
+* **CMYK, YCbCr, L, P, 1** go through PIL's ``convert('RGB')``.
+* Floating-point images (mode ``F``) have no agreed range and are refused.
+* Images with more than ``max_pixels`` pixels (PIL's decompression-bomb
+  limit by default) are refused before their pixels are decoded.
+* Images smaller than 2x2 are refused: the half scale would be empty.
+
+Every refusal and every decoding failure (truncated file, not an image)
+raises :class:`ImageLoadError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+class ImageLoadError(ValueError):
+    """An input that cannot be used as an image; the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedImage:
+    """An image at the two scales Re-IQA uses.
+
+    full: (H, W, 3) uint8.  half: (H // 2, W // 2, 3) uint8, PIL bicubic.
+    """
+
+    full: np.ndarray
+    half: np.ndarray
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB as ``convert('RGB')`` gives it, with 16-bit data scaled, not clipped."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode != "I" or values.max(initial=0) > 255:
+            values = values / 257.0
+        gray = np.clip(np.round(values), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(gray[..., None], 3, axis=-1), "RGB")
+    if image.mode == "F":
+        raise ImageLoadError("floating-point image (mode F) has no defined 0-255 range")
+    return image.convert("RGB")
+
+
+def open_image(path: str | Path, *, exif_transpose: bool = False,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Opens and fully decodes ``path`` as an RGB PIL image, or raises ImageLoadError."""
+    try:
+        with warnings.catch_warnings():
+            # We enforce our own pixel limit below; PIL's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageLoadError(
+                        f"image has {width}x{height} = {width * height} pixels, "
+                        f"more than the limit of {max_pixels} (possible decompression bomb)")
+                image.load()
+                if exif_transpose:
+                    image = ImageOps.exif_transpose(image)
+                rgb = _to_rgb(image)
+                rgb.load()
+    except ImageLoadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(f"decompression bomb: {_one_line(exc)}") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise ImageLoadError(f"cannot decode image: {_one_line(exc)}") from None
+    if min(rgb.size) < 2:
+        raise ImageLoadError(f"image is {rgb.size[0]}x{rgb.size[1]}; at least 2x2 is needed")
+    return rgb
+
+
+def half_scale(image: Image.Image) -> Image.Image:
+    """The released demos' half scale: ``resize((w // 2, h // 2))``, PIL's default filter."""
+    return image.resize((image.size[0] // 2, image.size[1] // 2))
+
+
+def load_image(path: str | Path, *, exif_transpose: bool = False,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Loads ``path`` at full and half scale as uint8 arrays; raises ImageLoadError."""
+    rgb = open_image(path, exif_transpose=exif_transpose, max_pixels=max_pixels)
+    return LoadedImage(full=np.asarray(rgb), half=np.asarray(half_scale(rgb)))
+
+
+def image_size(path: str | Path, *, exif_transpose: bool = False) -> tuple[int, int]:
+    """(height, width) from the header alone, after EXIF rotation when asked."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if exif_transpose and image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                    width, height = height, width
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(f"decompression bomb: {_one_line(exc)}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageLoadError(f"cannot read image header: {_one_line(exc)}") from None
+    return height, width

@@ -1,0 +1,100 @@
+"""The image loader: demo-exact decoding and half scale, and every bad input reported."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bad_inputs import make_mixed_folder, photo, with_exif_orientation
+from reiqa_jax.images import ImageLoadError, image_size, load_image
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    return make_mixed_folder(tmp_path_factory.mktemp("mixed"))
+
+
+def test_matches_the_released_demo_decoding(tmp_path):
+    path = tmp_path / "chelsea.jpg"
+    photo("chelsea", None).save(path, quality=85)  # 451x300: odd width
+    loaded = load_image(path)
+    reference = Image.open(path).convert("RGB")
+    np.testing.assert_array_equal(loaded.full, np.asarray(reference))
+    half = reference.resize((reference.size[0] // 2, reference.size[1] // 2))
+    assert loaded.half.shape == (150, 225, 3)
+    np.testing.assert_array_equal(loaded.half, np.asarray(half))
+    # PIL's default filter for RGB resize is bicubic: the demo's half scale.
+    np.testing.assert_array_equal(
+        loaded.half, np.asarray(reference.resize(half.size, Image.Resampling.BICUBIC)))
+
+
+def test_every_good_mode_loads_as_rgb_uint8(mixed):
+    for path in mixed["good"]:
+        loaded = load_image(path)
+        assert loaded.full.dtype == np.uint8 and loaded.full.ndim == 3
+        assert loaded.full.shape[2] == 3
+        h, w = loaded.full.shape[:2]
+        assert loaded.half.shape == (h // 2, w // 2, 3)
+
+
+def test_sixteen_bit_is_scaled_not_clipped(mixed):
+    path = next(p for p in mixed["good"] if p.name == "h_gray16.png")
+    loaded = load_image(path)
+    eight = np.asarray(photo("astronaut").convert("L"))
+    # 16-bit values v*257 come back as v: PIL's convert('RGB') would give 255 almost everywhere.
+    np.testing.assert_array_equal(loaded.full[..., 0], eight)
+    np.testing.assert_array_equal(loaded.full[..., 0], loaded.full[..., 2])
+    assert (np.asarray(Image.open(path).convert("RGB")) == 255).mean() > 0.85
+
+
+def test_alpha_is_dropped_like_convert_rgb(mixed):
+    rgba = next(p for p in mixed["good"] if p.name == "g_rgba.png")
+    np.testing.assert_array_equal(load_image(rgba).full, np.asarray(photo("astronaut")))
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("k_truncated.jpg", "truncated"),
+    ("l_garbage.jpg", "cannot identify"),
+    ("m_text_named.png", "cannot identify"),
+    ("n_empty.jpg", "cannot identify"),
+    ("o_one_pixel.png", "at least 2x2"),
+    ("p_bomb.png", "decompression bomb"),
+    ("q_float.tif", "mode F"),
+])
+def test_bad_inputs_raise_one_line_errors(mixed, name, fragment):
+    path = next(p for p in mixed["bad"] if p.name == name)
+    with pytest.raises(ImageLoadError) as info:
+        load_image(path)
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_exif_orientation_ignored_by_default_applied_on_request(tmp_path):
+    upright = photo("astronaut", (96, 64))
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(with_exif_orientation(upright, 6))  # 6: stored rotated, view turned 90° CW
+    as_stored = load_image(path)
+    turned = load_image(path, exif_transpose=True)
+    assert as_stored.full.shape == (64, 96, 3)  # what the released demo computes on
+    assert turned.full.shape == (96, 64, 3)
+    assert image_size(path) == (64, 96)
+    assert image_size(path, exif_transpose=True) == (96, 64)
+    np.testing.assert_array_equal(turned.full, np.rot90(as_stored.full, k=-1))
+
+
+def test_pixel_limit_is_configurable(tmp_path):
+    path = tmp_path / "photo.png"
+    photo().save(path)
+    with pytest.raises(ImageLoadError, match="more than the limit of 1000"):
+        load_image(Path(path), max_pixels=1000)
+
+
+def test_bomb_beyond_pils_hard_limit_is_reported_not_raised(tmp_path):
+    # Over twice PIL's limit, Image.open itself raises DecompressionBombError.
+    path = tmp_path / "bomb2x.png"
+    Image.new("1", (14_000, 13_000)).save(path)
+    for read in (image_size, load_image):
+        with pytest.raises(ImageLoadError, match="decompression bomb"):
+            read(path)
