@@ -67,10 +67,10 @@ def bench_jax(model, full, half, dtype) -> callable:
 
 def bench_torch(full, half, dtype):
     import torch
-    from torch_reference import TorchReIQA
+    from torch_reference import ReIQANet
 
     device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
-    model = TorchReIQA().to(device).eval()
+    model = ReIQANet().to(device).eval()
     cast = torch.bfloat16 if dtype == "bfloat16" else torch.float32
     full_t = torch.from_numpy(full).to(device)
     half_t = torch.from_numpy(half).to(device)

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "convert":
         from reiqa_jax.convert import main as convert_main
 
-        return convert_main(argv[1:])
+        return convert_main(argv[1:], prog="reiqa convert")
     parser = argparse.ArgumentParser(prog="reiqa", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _extract_parser(sub)

@@ -1,0 +1,69 @@
+"""Convolution helpers shared by the blur ops, with edge-replication borders.
+
+The official blurs use two border rules, and both are "replicate the edge
+pixel": scipy ``ndimage.convolve(mode='nearest')`` and Pillow's box blur
+(which clamps its window indices). So every helper here pads with
+``mode='edge'``.
+
+Kernels may be traced values (per-sample weights picked by ``level`` from a
+constant table) as long as their *shape* is static, which keeps one compiled
+program for all levels and lets ``vmap`` batch them.
+"""
+
+import jax.numpy as jnp
+from jax import lax
+
+
+def shifted_sum(x, weights, axis, center):
+    """Weighted sum of edge-clamped shifts of ``x`` along one axis.
+
+    out[i] = sum_k weights[k] * x[clip(i + k - center, 0, n - 1)]
+
+    Args:
+      x: (..., n, ...) array, any numeric dtype (uint32 for Pillow's
+        fixed-point box blur, float32 otherwise).
+      weights: (K,) array of the same dtype as ``x``; may be traced.
+      axis: the axis to filter along.
+      center: static int, the tap index that lands on offset 0.
+
+    Returns an array with the shape and dtype of ``x``.
+    """
+    k = weights.shape[0]
+    n = x.shape[axis]
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (center, k - 1 - center)
+    xp = jnp.pad(x, pad, mode="edge")
+    out = jnp.zeros_like(x)
+    # K static slices + FMAs: cheaper than a gather, and exact for integers.
+    for j in range(k):
+        out = out + weights[j] * lax.slice_in_dim(xp, j, j + n, axis=axis)
+    return out
+
+
+def convolve2d_nearest(image, kernel):
+    """``scipy.ndimage.convolve(channel, kernel, mode='nearest')`` per channel.
+
+    scipy's convolve flips the kernel and puts its origin at
+    ``(kh // 2, kw // 2)``, so for even sizes the kernel lands one pixel off
+    from "centred"; we keep exactly that placement:
+
+      out[y, x] = sum_{a,b} kernel[a, b] * image[clip(y + kh//2 - a), clip(x + kw//2 - b)]
+
+    Args:
+      image: (H, W, C) float32.
+      kernel: (kh, kw) float32, may be traced (static shape).
+
+    Returns (H, W, C) float32, not rounded.
+    """
+    kh, kw = kernel.shape
+    # Correlation with the flipped kernel == convolution. Correlation taps a
+    # land on image[y + a - pad_top]; with flipped index a' = kh-1-a we need
+    # pad_top = kh - 1 - kh//2 and pad_bottom = kh//2.
+    top, left = kh - 1 - kh // 2, kw - 1 - kw // 2
+    xp = jnp.pad(image, ((top, kh // 2), (left, kw // 2), (0, 0)), mode="edge")
+    lhs = jnp.transpose(xp, (2, 0, 1))[:, None]  # (C, 1, H+, W+): channels as batch
+    rhs = kernel[::-1, ::-1][None, None].astype(image.dtype)
+    out = lax.conv_general_dilated(
+        lhs, rhs, window_strides=(1, 1), padding="VALID",
+        precision=lax.Precision.HIGHEST)
+    return jnp.transpose(out[:, 0], (1, 2, 0))

@@ -1,0 +1,272 @@
+"""The 26 synthetic distortions in the official numbering, and batched dispatch.
+
+Numbering follows ``IQAImageClass.iqa_transformations`` of the official code
+(``datasets/dataset.py``): distortion number ``n`` is ``DISTORTIONS[n - 1]``.
+Number ``0`` means *pristine* (identity) everywhere in this package: it is how
+the undistorted version of a stack and the "no second distortion" case of
+``n_distortions=2`` are expressed without changing array shapes.
+
+Every op has the signature ``op(key, image, level) -> image`` with ``image``
+float32 (H, W, 3) in [0, 1] on the uint8 grid and ``level`` an int (0..4,
+Python or traced int32).
+
+Batching (the trade-off, see ``distort_batch`` and ``distort_balanced``):
+
+* ``vmap`` over ``lax.switch`` becomes a ``select`` that evaluates all 26 ops
+  for every sample (26x the work). Nothing here does that.
+* ``distort_batch`` runs a ``lax.map`` (a scan) whose body is a *scalar*
+  ``lax.switch``: each sample runs only its own op. Any mix of kinds and
+  levels, one compilation, but the samples run one after another, so each op
+  sees a batch of one (fine on CPU, under-uses a GPU).
+* ``distort_balanced`` is the training path for a *balanced* schedule: the kind
+  of each slot comes from one random permutation of 1..26 per batch, so the
+  number of slots per permutation position is static. It scans over
+  permutation positions and runs the chosen op ``vmap``-ed over that fixed-size
+  group: same total work as the scan, but each op runs on ~B*n_aug/26 images
+  at once. The price is a schedule that is not independent across images in a
+  batch (see ``balanced_kinds``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+# (name, module) in the official order: number = position + 1.
+_SPECS: tuple[tuple[str, str], ...] = (
+    ("gaussian_blur", "blur"),            # 1
+    ("lens_blur", "blur"),                # 2
+    ("color_diffusion", "color_ops"),     # 3
+    ("color_shift", "color_ops"),         # 4
+    ("color_saturation", "color_ops"),    # 5
+    ("color_oversaturation", "color_ops"),  # 6
+    ("jpeg", "jpeg"),                     # 7
+    ("white_noise", "noise"),             # 8
+    ("white_noise_ycbcr", "noise"),       # 9
+    ("impulse_noise", "noise"),           # 10
+    ("multiplicative_noise", "noise"),    # 11
+    ("denoise", "blur"),                  # 12
+    ("brighten", "tone"),                 # 13
+    ("darken", "tone"),                   # 14
+    ("mean_shift", "tone"),               # 15
+    ("resize_bicubic", "resize"),         # 16
+    ("sharpen", "sharpen"),               # 17
+    ("contrast_change", "tone"),          # 18
+    ("color_block", "spatial"),           # 19
+    ("pixelate", "resize"),               # 20
+    ("non_eccentricity", "spatial"),      # 21
+    ("jitter", "spatial"),                # 22
+    ("resize_bilinear", "resize"),        # 23
+    ("resize_nearest", "resize"),         # 24
+    ("resize_lanczos", "resize"),         # 25
+    ("motion_blur", "blur"),              # 26
+)
+
+NUM_KINDS = len(_SPECS)  # 26
+NUM_LEVELS = 5           # levels 0..4
+PRISTINE = 0
+
+Op = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Distortion:
+    """One registry entry: official ``number`` (1..26), op ``name``, ``module``
+    under ``reiqa_jax.augment``. ``fn`` imports the op on first use so the
+    registry can be imported while op modules are still being written."""
+
+    number: int
+    name: str
+    module: str
+
+    @property
+    def fn(self) -> Op:
+        mod = importlib.import_module(f"reiqa_jax.augment.{self.module}")
+        return getattr(mod, self.name)
+
+    def available(self) -> bool:
+        try:
+            self.fn
+        except (ImportError, AttributeError):
+            return False
+        return True
+
+
+DISTORTIONS: tuple[Distortion, ...] = tuple(
+    Distortion(i + 1, name, module) for i, (name, module) in enumerate(_SPECS))
+NAMES: tuple[str, ...] = tuple(d.name for d in DISTORTIONS)
+
+
+def number_of(kind: str | int) -> int:
+    """Official number (0 = pristine, 1..26) of a name or number."""
+    if isinstance(kind, str):
+        if kind == "pristine":
+            return 0
+        return NAMES.index(kind) + 1
+    k = int(kind)
+    if not 0 <= k <= NUM_KINDS:
+        raise ValueError(f"distortion number {k} outside 0..{NUM_KINDS}")
+    return k
+
+
+def default_ops() -> tuple[Op, ...]:
+    """The 26 registered op functions, in official order."""
+    return tuple(d.fn for d in DISTORTIONS)
+
+
+def _identity(key, image, level):
+    del key, level
+    return image
+
+
+def _branches(ops: Sequence[Op] | None) -> tuple[Op, ...]:
+    ops = default_ops() if ops is None else tuple(ops)
+    return (_identity,) + ops
+
+
+def _is_static(kind) -> bool:
+    return isinstance(kind, (str, int, np.integer))
+
+
+def distort(key, image, kind, level, ops: Sequence[Op] | None = None):
+    """Apply one distortion.
+
+    Args:
+      key: PRNG key for the op's randomness.
+      image: float32 (H, W, 3) in [0, 1].
+      kind: name, Python int (0 = pristine, 1..26), or traced int32 scalar;
+        a traced kind dispatches with a scalar ``lax.switch`` (only the chosen
+        branch runs; out-of-range values are clamped by ``lax.switch``).
+      level: int 0..4 (Python or traced int32 scalar).
+      ops: optional replacement for the 26 registered ops (tests, subsets).
+    Returns:
+      float32 (H, W, 3) in [0, 1].
+    """
+    if _is_static(kind):
+        n = number_of(kind)
+        if n == PRISTINE:
+            return image
+        op = (default_ops() if ops is None else tuple(ops))[n - 1]
+        return op(key, image, level)
+    return lax.switch(jnp.asarray(kind, jnp.int32), _branches(ops),
+                      key, image, jnp.asarray(level, jnp.int32))
+
+
+def distort_batch(key, images, kinds, levels, ops: Sequence[Op] | None = None,
+                  source=None):
+    """Per-sample distortion of a batch; work proportional to what is asked.
+
+    Sample ``i`` gets ``distort(jax.random.split(key, B)[i], images[i],
+    kinds[i], levels[i])``. Implemented as a ``lax.map`` over samples with a
+    scalar ``lax.switch`` inside, so one compilation serves every mix of kinds
+    and levels, nothing goes back to the host, and each sample runs only its
+    own op (sequentially; see the module docstring for the grouped path).
+    Do not ``vmap`` this function: that would turn the switch into a select.
+
+    Args:
+      key: PRNG key.
+      images: float32 (B, H, W, 3) in [0, 1].
+      kinds: int32 (B,), 0 = pristine (identity), 1..26 official numbers.
+      levels: int32 (B,), 0..4.
+      source: optional int32 (B,): sample i distorts ``images[source[i]]``
+        (then images may hold fewer pictures than B); saves materialising
+        repeated pictures when one picture gets several distortions.
+    Returns:
+      float32 (B, H, W, 3) in [0, 1].
+    """
+    branches = _branches(ops)
+    kinds = jnp.asarray(kinds, jnp.int32)
+    keys = jax.random.split(key, kinds.shape[0])
+    levels = jnp.asarray(levels, jnp.int32)
+    if source is None:
+        def one(args):
+            k, img, kind, level = args
+            return lax.switch(kind, branches, k, img, level)
+        return lax.map(one, (keys, images, kinds, levels))
+
+    def one_src(args):
+        k, src, kind, level = args
+        return lax.switch(kind, branches, k, images[src], level)
+    return lax.map(one_src, (keys, jnp.asarray(source, jnp.int32), kinds, levels))
+
+
+# ---------------------------------------------------------------------------
+# Balanced schedule: one permutation of 1..26 per batch.
+
+def balanced_positions(batch: int, n_aug: int) -> np.ndarray:
+    """Permutation position of every slot, int (batch, n_aug).
+
+    Slot (b, k) is the t-th of the batch, t = b * n_aug + k, and takes
+    position t mod 26. Image b therefore sees n_aug consecutive positions
+    (distinct kinds when n_aug <= 26) and position p is used by a static
+    number of slots: ceil or floor of batch * n_aug / 26.
+    """
+    if n_aug > NUM_KINDS:
+        raise ValueError("n_aug must be <= 26 for distinct kinds per image")
+    t = np.arange(batch * n_aug).reshape(batch, n_aug)
+    return t % NUM_KINDS
+
+
+def balanced_kinds(perm, batch: int, n_aug: int):
+    """Kinds (batch, n_aug) int32 for a permutation ``perm`` (26,) of 1..26.
+
+    Marginally every slot's kind is uniform over 1..26 and every image gets
+    n_aug distinct kinds, as in the official per-image shuffle; unlike it,
+    images of one batch are not independent (their windows tile the same
+    permutation, so with batch * n_aug >= 26 every kind appears in the batch).
+    """
+    return jnp.asarray(perm, jnp.int32)[balanced_positions(batch, n_aug)]
+
+
+def _groups(batch: int, n_aug: int):
+    """Static slot groups: {group size: (positions (n,), slot ids (n, size))}."""
+    pos = balanced_positions(batch, n_aug).reshape(-1)
+    by_size: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for p in range(NUM_KINDS):
+        slots = np.nonzero(pos == p)[0]
+        if slots.size:
+            by_size.setdefault(slots.size, []).append((p, slots))
+    return {g: (np.array([p for p, _ in v]), np.stack([s for _, s in v]))
+            for g, v in by_size.items()}
+
+
+def distort_balanced(key, images, perm, levels, ops: Sequence[Op] | None = None):
+    """Distort every image n_aug times with the balanced kind schedule.
+
+    Slot (b, k) gets kind ``balanced_kinds(perm, B, n_aug)[b, k]`` at level
+    ``levels[b, k]`` with key ``jax.random.split(key, B * n_aug)[b * n_aug +
+    k]``; the result equals ``distort`` slot by slot. Work: one op application
+    per slot, vmapped over the (static-size) group of slots that share a
+    permutation position; a scan over positions keeps compile time at two
+    instances of each op (one per group size).
+
+    Args:
+      key: PRNG key.
+      images: float32 (B, H, W, 3) in [0, 1].
+      perm: int32 (26,), a permutation of 1..26 (traced is fine).
+      levels: int32 (B, n_aug), 0..4.
+    Returns:
+      float32 (B, n_aug, H, W, 3).
+    """
+    batch, n_aug = levels.shape
+    ops = default_ops() if ops is None else tuple(ops)
+    vbranches = tuple(jax.vmap(op) for op in ops)
+    keys = jax.random.split(key, batch * n_aug)
+    flat_levels = jnp.asarray(levels, jnp.int32).reshape(-1)
+    perm = jnp.asarray(perm, jnp.int32)
+    out = jnp.zeros((batch * n_aug,) + images.shape[1:], images.dtype)
+    for _, (positions, slots) in sorted(_groups(batch, n_aug).items()):
+        def body(_, xs):
+            p, s = xs
+            imgs = images[s // n_aug]
+            return None, lax.switch(perm[p] - 1, vbranches, keys[s], imgs,
+                                    flat_levels[s])
+        _, res = lax.scan(body, None, (jnp.asarray(positions), jnp.asarray(slots)))
+        out = out.at[slots.reshape(-1)].set(res.reshape((-1,) + images.shape[1:]))
+    return out.reshape((batch, n_aug) + images.shape[1:])
