@@ -386,7 +386,7 @@ def main(argv=None, *, prog: str | None = None) -> int:
         else:
             out = torch_to_reiqa(args.src, args.out, ema=args.ema)
     except (ConversionError, CheckpointError) as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"{p.prog}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

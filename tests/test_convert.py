@@ -274,9 +274,10 @@ class _NotWeights:
 
 def test_refuses_pickle_that_runs_code(tiny, capsys):
     src, out = _expect_error(tiny, "code", {"model": _NotWeights()}, "arbitrary code")
-    assert main([str(src), str(out)]) == 2
+    assert main([str(src), str(out)], prog="reiqa convert") == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and err.count("\n") == 1 and "arbitrary code" in err
+    assert err.startswith("reiqa convert: error:") and err.count("\n") == 1
+    assert "arbitrary code" in err
     assert not out.exists()
 
 
