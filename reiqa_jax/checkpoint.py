@@ -119,24 +119,31 @@ def build_model(arch: Mapping, arrays: Mapping[str, Mapping[str, Any]],
     return model
 
 
-def check_tree(what: str, want: Mapping[str, tuple], got: Mapping[str, tuple]) -> None:
-    """Raise CheckpointError if ``got`` (path -> shape) differs from ``want``."""
+def tree_mismatch(want: Mapping[str, tuple], got: Mapping[str, tuple]) -> list[str]:
+    """Missing, unexpected and wrong-shape names of ``got`` against ``want``, one entry each."""
     missing = [k for k in want if k not in got]
     unexpected = [k for k in got if k not in want]
-    wrong = [f"{k} {got[k]} != expected {want[k]}" for k in want
+    wrong = [f"{k} {tuple(got[k])} != expected {tuple(want[k])}" for k in want
              if k in got and tuple(got[k]) != tuple(want[k])]
     problems = []
     if missing:
-        problems.append(f"missing {_few(missing)}")
+        problems.append(f"missing {few(missing)}")
     if unexpected:
-        problems.append(f"unexpected {_few(unexpected)}")
+        problems.append(f"unexpected {few(unexpected)}")
     if wrong:
-        problems.append(f"wrong shape {_few(wrong)}")
+        problems.append(f"wrong shape {few(wrong)}")
+    return problems
+
+
+def check_tree(what: str, want: Mapping[str, tuple], got: Mapping[str, tuple]) -> None:
+    """Raises CheckpointError naming every mismatch of ``got`` against ``want``."""
+    problems = tree_mismatch(want, got)
     if problems:
         raise CheckpointError(f"{what}: " + "; ".join(problems))
 
 
-def _few(names, n=5) -> str:
+def few(names, n=6) -> str:
+    """The first ``n`` names, and how many more."""
     names = list(names)
     more = f" (+{len(names) - n} more)" if len(names) > n else ""
     return ", ".join(names[:n]) + more

@@ -50,9 +50,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from reiqa_jax import torch_layout as tl
-from reiqa_jax.checkpoint import (CheckpointError, build_model, expected_shapes,
+from reiqa_jax.checkpoint import (CheckpointError, build_model, expected_shapes, few,
                                   load_model, load_training_state, model_arrays,
-                                  read_header, save_model)
+                                  read_header, save_model, tree_mismatch)
 
 DEFAULT_FEAT_DIM = 128
 HEAD_SEED = 0
@@ -105,14 +105,8 @@ def _tensor_dict(sd: Any, what: str) -> dict[str, Any]:
         raise ConversionError(f"{what} is not a non-empty state_dict")
     bad = [str(k) for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ConversionError(f"{what} has non-tensor entries: {_few(bad)}")
+        raise ConversionError(f"{what} has non-tensor entries: {few(bad)}")
     return dict(sd)
-
-
-def _few(names, n=6) -> str:
-    names = list(names)
-    more = f" (+{len(names) - n} more)" if len(names) > n else ""
-    return ", ".join(names[:n]) + more
 
 
 def _strip_module(sd: dict, what: str) -> dict:
@@ -121,7 +115,7 @@ def _strip_module(sd: dict, what: str) -> dict:
         return sd
     if len(prefixed) != len(sd):
         raise ConversionError(f"{what} mixes keys with and without 'module.': "
-                              f"{_few(k for k in sd if not k.startswith('module.'))}")
+                              f"{few(k for k in sd if not k.startswith('module.'))}")
     return {k[len("module."):]: v for k, v in sd.items()}
 
 
@@ -135,7 +129,7 @@ def _normalise_keys(sd: dict, what: str) -> tuple[dict, str, list[str]]:
         return ({f"encoder.{k}": v for k, v in sd.items() if not k.startswith("fc.")},
                 "torchvision", dropped)
     raise ConversionError(f"{what}: neither a Re-IQA (encoder.*, head.*) nor a "
-                          f"torchvision ResNet state_dict; keys start {_few(sorted(sd), 4)}")
+                          f"torchvision ResNet state_dict; keys start {few(sorted(sd), 4)}")
 
 
 def _to_numpy(t) -> np.ndarray:
@@ -164,17 +158,8 @@ def _convert_model(sd: dict, what: str, arch: dict | None = None,
     want = {e.torch_key: (tl.torch_shape(e.kind, ours[e.collection][e.path])
                           if e.kind != tl.COUNTER else ()) for e in entries}
     counters = {e.torch_key for e in entries if e.kind == tl.COUNTER}
-    missing = [k for k in want if k not in sd and k not in counters]
-    unexpected = [k for k in sd if k not in want]
-    wrong = [f"{k} {shapes[k]} != {want[k]}" for k in want
-             if k in sd and k not in counters and shapes[k] != want[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_few(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_few(unexpected)}")
-    if wrong:
-        problems.append(f"shape mismatch {_few(wrong)}")
+    problems = tree_mismatch({k: v for k, v in want.items() if k not in counters},
+                             {k: v for k, v in shapes.items() if k not in counters})
     if problems:
         raise ConversionError(f"{what} (arch {arch}): " + "; ".join(problems))
     arrays: dict[str, dict[str, np.ndarray]] = {"params": {}, "batch_stats": {}}
@@ -221,7 +206,7 @@ def _momentum_buffers(opt: Any, depth: int, params: Mapping[str, np.ndarray]
             wrong.append(f"{idx}->{path} {tuple(buf.shape)}")
         out[path] = arr
     if wrong:
-        raise ConversionError(f"'optimizer' momentum buffers of wrong shape: {_few(wrong)}")
+        raise ConversionError(f"'optimizer' momentum buffers of wrong shape: {few(wrong)}")
     return (out if found else None), hparams
 
 

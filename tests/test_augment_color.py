@@ -18,6 +18,7 @@ from skimage import data, filters
 
 import reference_color as ref
 from reiqa_jax.augment import color_ops, sharpen, tone
+from augment_testing import psnr
 
 OPS = {
     "color_diffusion": color_ops.color_diffusion,
@@ -86,11 +87,6 @@ def _u8(x):
     x = np.asarray(x, np.float64) * 255.0
     np.testing.assert_allclose(x, np.round(x), atol=1e-3)  # on the uint8 grid
     return np.round(x).astype(np.uint8)
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
 def _run(jitted, name, key, u8, level):

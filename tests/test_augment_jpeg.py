@@ -12,21 +12,9 @@ from PIL import Image
 
 import reference_blur_resize_jpeg as ref
 from reiqa_jax.augment import jpeg
+from augment_testing import psnr, to_f32, to_u8
 
 LEVELS = range(5)
-
-
-def psnr(a, b):
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return np.inf if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def to_u8(x):
-    return np.asarray(jnp.round(x * 255.0)).astype(np.uint8)
-
-
-def to_f32(u8):
-    return jnp.asarray(u8, jnp.float32) / 255.0
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from skimage import data
 
 import reference_noise_spatial as ref
 from reiqa_jax.augment import noise
+from augment_testing import psnr as _psnr
 
 OPS = ["white_noise", "multiplicative_noise", "impulse_noise", "white_noise_ycbcr"]
 KEYS_PER_LEVEL = 4
@@ -43,11 +44,6 @@ def outputs(photo_u8):
 
 def _u8(x):
     return np.round(np.asarray(x) * 255.0).astype(np.int16)
-
-
-def _psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0**2 / mse)
 
 
 @pytest.mark.parametrize("name", OPS)

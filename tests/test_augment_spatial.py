@@ -16,19 +16,11 @@ from skimage import data
 import reference_noise_spatial as ref
 from reiqa_jax.augment import spatial
 from reiqa_jax.augment.interpolate import spline_prefilter_reflect
+from augment_testing import psnr as _psnr, to_u8 as _u8
 
 OPS = ["color_block", "non_eccentricity", "jitter"]
 KEYS_PER_LEVEL = 4
 LEVELS = np.repeat(np.arange(5), KEYS_PER_LEVEL).astype(np.int32)
-
-
-def _psnr(a, b):
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return 10 * np.log10(255.0**2 / mse)
-
-
-def _u8(x):
-    return np.round(np.asarray(x) * 255.0).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
