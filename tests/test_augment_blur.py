@@ -10,21 +10,9 @@ from jax import lax
 
 import reference_blur_resize_jpeg as ref
 from reiqa_jax.augment import blur
+from augment_testing import psnr, to_f32, to_u8
 
 LEVELS = range(5)
-
-
-def psnr(a, b):
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return np.inf if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def to_u8(x):
-    return np.asarray(jnp.round(x * 255.0)).astype(np.uint8)
-
-
-def to_f32(u8):
-    return jnp.asarray(u8, jnp.float32) / 255.0
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +216,22 @@ def test_convolve2d_nearest_matches_scipy_placement(images):
     for c in range(3):
         expect = ndimage.convolve(img[:, :, c].astype(np.float64), kernel, mode="nearest")
         np.testing.assert_allclose(out[:, :, c], expect, rtol=1e-5, atol=1e-3)
+
+
+def test_padded_batched_paths_match_references(images):
+    # On CPU, vmap with per-sample levels loops over samples
+    # (filters.map_per_sample); other backends run these one-program paths.
+    img = images["coffee"]
+    batch = jnp.stack([jnp.round(to_f32(img) * 255.0)] * 5)
+    levels = jnp.arange(5, dtype=jnp.int32)
+    lens = np.asarray(jax.jit(jax.vmap(blur._lens_padded))(batch, levels))
+    table = jnp.asarray(blur._GAUSS_TABLE)
+    gauss = jax.jit(jax.vmap(lambda x, l: blur.pil_box_blur_u32(x, table[l])))(
+        batch.astype(jnp.uint32), levels)
+    for level in LEVELS:
+        out = np.floor(np.clip(lens[level], 0, 255)).astype(np.uint8)
+        expect = ref.ref_lens_blur(None, img, level)
+        assert psnr(out, expect) >= 40
+        assert np.mean(out != expect) < 0.01
+        np.testing.assert_array_equal(np.asarray(gauss[level]).astype(np.uint8),
+                                      ref.ref_gaussian_blur(None, img, level))

@@ -11,23 +11,11 @@ from PIL import Image
 
 import reference_blur_resize_jpeg as ref
 from reiqa_jax.augment import resize
+from augment_testing import psnr, to_f32, to_u8
 
 LEVELS = range(5)
 NAMES = ("resize_bicubic", "resize_bilinear", "resize_nearest", "resize_lanczos",
          "pixelate")
-
-
-def psnr(a, b):
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return np.inf if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def to_u8(x):
-    return np.asarray(jnp.round(x * 255.0)).astype(np.uint8)
-
-
-def to_f32(u8):
-    return jnp.asarray(u8, jnp.float32) / 255.0
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +110,17 @@ def test_batched_traced_levels_under_vmap_and_switch(images, ops):
         np.testing.assert_array_equal(
             jax.jit(lambda x: fns[kind](None, x, 1))(small),
             jax.jit(fns[kind])(None, small, jnp.int32(1)))
+
+
+@pytest.mark.parametrize("filt", ["bicubic", "bilinear", "lanczos"])
+def test_padded_batched_path_matches_pillow(images, filt):
+    # On CPU, vmap with per-sample levels loops over samples
+    # (filters.map_per_sample); other backends run this one-program path.
+    img = images["chelsea"]
+    batch = jnp.stack([jnp.round(to_f32(img) * 255.0)] * 5)
+    fn = jax.jit(jax.vmap(lambda x, l: resize._down_up_padded(
+        x, l, filt, resize.RESIZE_FACTORS)))
+    out = np.asarray(fn(batch, jnp.arange(5, dtype=jnp.int32))).astype(np.uint8)
+    for level in LEVELS:
+        expect = getattr(ref, "ref_resize_" + filt)(None, img, level)
+        np.testing.assert_array_equal(out[level], expect)

@@ -4,7 +4,15 @@ Each op is ``op(key, image, level) -> image`` with ``image`` float32
 (H, W, 3) in [0, 1] on the uint8 grid and ``level`` a Python int 0..4 or a
 traced int32 scalar. Per-level parameters live in constant tables padded to
 the largest level's kernel, so one compiled program serves every level, under
-``jit``, ``vmap`` and ``lax.switch``.
+``jit``, ``vmap`` and ``lax.switch``. Gaussian, lens and the denoise filters
+also have per-level programs with only their own taps: a scalar level
+(``jit``, ``lax.map``/``lax.switch`` as in ``distort_batch``) runs those
+through a ``lax.switch``. Under ``vmap`` with per-sample levels, where a
+switch would run every branch, ``filters.map_per_sample`` loops over the
+samples with that switch on CPU and runs the padded table elsewhere
+(``custom_vmap`` routes). All give identical results, except that lens blur
+sums its float32 terms in another order in the padded program and may
+truncate a rare pixel one level apart.
 
 How each matches the official ``datasets/iqa_distortions.py``:
 
@@ -24,6 +32,7 @@ How each matches the official ``datasets/iqa_distortions.py``:
   Both differences are a single uint8 level; PSNR to scipy stays > 60 dB.
 """
 
+import functools
 import math
 
 import jax
@@ -31,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from reiqa_jax.augment.filters import convolve2d_nearest, shifted_sum
+from reiqa_jax.augment.filters import level_dispatch, shifted_sum
 from reiqa_jax.augment.quantize import truncate_u8
 
 GAUSSIAN_SIGMAS = (0.1, 0.5, 1.0, 2.0, 5.0)
@@ -115,6 +124,71 @@ def pil_box_blur_u32(x, weights):
     return x
 
 
+def _box_pass_fixed(x, taps, axis):
+    """One Pillow box pass with constant taps (numpy uint32, odd length).
+
+    Equal taps (the box's inner ``ww`` run, the two outer ``fw``) are summed
+    first and multiplied once; zero taps are skipped. Same uint32 result as
+    ``shifted_sum`` + ``(s + 2^23) >> 24``.
+    """
+    half = len(taps) // 2
+    nz = np.nonzero(taps)[0]
+    lo, hi = int(nz.min()) - half, int(nz.max()) - half
+    n = x.shape[axis]
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (max(-lo, 0), max(hi, 0))
+    # Materialise the padded input: XLA would otherwise fuse the previous
+    # pass into every shifted read of it (work growing with taps^passes).
+    xp = lax.optimization_barrier(jnp.pad(x, pad, mode="edge"))
+    groups = {}
+    for j in nz:
+        s = lax.slice_in_dim(xp, int(j) - half - lo, int(j) - half - lo + n, axis=axis)
+        wgt = int(taps[j])
+        groups[wgt] = s if wgt not in groups else groups[wgt] + s
+    out = None
+    for wgt, s in groups.items():
+        t = s if wgt == 1 else jnp.uint32(wgt) * s
+        out = t if out is None else out + t
+    return (out + jnp.uint32(1 << 23)) >> 24
+
+
+def pil_box_blur_fixed(x, weights):
+    """``pil_box_blur_u32`` for constant (numpy) weights (P, K): each pass
+    uses only its own taps. Bit-identical to ``pil_box_blur_u32``."""
+    for axis in (1, 0):
+        for taps in weights:
+            x = _box_pass_fixed(x, np.asarray(taps, np.uint32), axis)
+    return x
+
+
+def _box_blur_by_index(table):
+    """(x, index) -> box blur of uint32 ``x`` with ``table[index]`` (L, P, K).
+
+    A scalar index (``jit``, ``lax.map``/``lax.switch``) runs a ``lax.switch``
+    over ``pil_box_blur_fixed`` programs, each as short as its own taps. Under
+    ``vmap`` with per-sample indices (where a switch would become a select
+    running every branch) ``map_per_sample`` loops over the samples on CPU
+    and elsewhere runs the padded ``pil_box_blur_u32`` for all of them.
+    """
+    table = np.asarray(table, np.uint32)
+
+    def switch(x, index):
+        branches = [functools.partial(pil_box_blur_fixed, weights=w) for w in table]
+        return lax.switch(jnp.clip(index, 0, len(table) - 1), branches, x)
+
+    def padded(x, index):
+        return pil_box_blur_u32(x, jnp.asarray(table)[index])
+
+    f = level_dispatch(switch, padded)
+
+    def apply(x, index):
+        if isinstance(index, (int, np.integer)):
+            return pil_box_blur_fixed(x, table[int(index)])
+        return f(x, jnp.asarray(index, jnp.int32))
+
+    return apply
+
+
 def _to_u32(image):
     return jnp.round(image * 255.0).astype(jnp.uint32)
 
@@ -130,6 +204,9 @@ _GAUSS_TABLE = np.stack([
     for s in GAUSSIAN_SIGMAS])
 
 
+_gauss_blur = _box_blur_by_index(_GAUSS_TABLE)
+
+
 def gaussian_blur(key, image, level):
     """Distortion 1: Pillow ``GaussianBlur(radius=sigma)``, sigma 0.1/0.5/1/2/5.
 
@@ -140,8 +217,7 @@ def gaussian_blur(key, image, level):
     Returns (H, W, 3) float32 on the uint8 grid, bit-exact with Pillow.
     """
     del key
-    weights = jnp.asarray(_GAUSS_TABLE)[level]
-    return _from_u32(pil_box_blur_u32(_to_u32(image), weights))
+    return _from_u32(_gauss_blur(_to_u32(image), level))
 
 
 # --------------------------------------------------------------------------
@@ -157,6 +233,9 @@ _DENOISE_TABLE = np.stack([
     np.stack([pil_box_weights(DENOISE_BOX_RADIUS, _DENOISE_HALF),
               identity_weights(_DENOISE_HALF), identity_weights(_DENOISE_HALF)]),
 ])
+
+
+_denoise_blur = _box_blur_by_index(_DENOISE_TABLE)
 
 
 def denoise_noise(key, image, level):
@@ -176,8 +255,7 @@ def denoise_filter(image, which):
     ``which`` may be traced; both filters share one 3-pass schedule.
     Returns (H, W, 3) float32 on the uint8 grid, bit-exact with Pillow.
     """
-    weights = jnp.asarray(_DENOISE_TABLE)[which]
-    return _from_u32(pil_box_blur_u32(_to_u32(image), weights))
+    return _from_u32(_denoise_blur(_to_u32(image), which))
 
 
 def denoise(key, image, level):
@@ -241,20 +319,130 @@ def _padded_disk(radius):
     return np.pad(k, p)
 
 
-_LENS_TABLE = np.stack([_padded_disk(r) for r in LENS_RADII]).astype(np.float32)
+def _symmetrize(kernel):
+    """Mean of the 8 flips/transpositions of a square kernel (float64).
+
+    ``disk_kernel`` is symmetric up to float64 rounding (~1e-16); this makes
+    the 8 taps that share a value share it exactly, so they can be summed
+    before one multiply. Taps below 1e-12 are cancellation noise of the area
+    formula for squares outside the disk (+-7e-17) and become 0.
+    """
+    k = (kernel + kernel[::-1] + kernel[:, ::-1] + kernel[::-1, ::-1]) / 4
+    k = (k + k.T) / 2
+    return np.where(np.abs(k) < 1e-12, 0.0, k)
+
+
+_LENS_TABLE = np.stack([_symmetrize(_padded_disk(r)) for r in LENS_RADII]).astype(np.float32)
+
+
+def _disk_octant(kernel):
+    """Taps of a disk kernel up to its 8-fold symmetry.
+
+    ``kernel``: (..., 2c+1, 2c+1), symmetric under flips of either axis and
+    under transposition (see ``_symmetrize``). Returns the static list of
+    (a, b), 0 <= a <= b <= c, whose tap is nonzero; tap (a, b) stands for all
+    of (+-a, +-b) and (+-b, +-a).
+    """
+    c = kernel.shape[-1] // 2
+    q = kernel[..., c:, c:]
+    return [(a, b) for a in range(c + 1) for b in range(a, c + 1) if np.any(q[..., a, b] != 0)]
+
+
+def _octant_sums(x, c, taps):
+    """For each (a, b) in ``taps``: the sum of ``x`` over the 4 or 8 offsets
+    (+-a, +-b), (+-b, +-a) with scipy's 'nearest' border.
+
+    x: (H, W, C) float32 integers 0..255, so every sum is exact.
+    Yields (a, b, (H, W, C) float32).
+    """
+    h, w, _ = x.shape
+    xp = jnp.pad(x, ((c, c), (c, c), (0, 0)), mode="edge")
+    rows = lambda s: lax.slice_in_dim(xp, c + s, c + s + h, axis=0)
+    # Row pairs x[y + a] + x[y - a] (width W + 2c), materialised once: XLA
+    # would otherwise recompute each pair inside the fused sum for every
+    # tap that reads it.
+    pairs = [rows(0)] + [rows(a) + rows(-a) for a in range(1, c + 1)]
+    pairs = lax.optimization_barrier(jnp.stack(pairs))
+
+    def cols(a, b):  # pair a at column offsets +-b
+        p = pairs[a]
+        mid = lax.slice_in_dim(p, c + b, c + b + w, axis=1)
+        if b == 0:
+            return mid
+        return mid + lax.slice_in_dim(p, c - b, c - b + w, axis=1)
+
+    for a, b in taps:
+        s = cols(a, b)
+        if a != b:
+            s = s + cols(b, a)
+        yield a, b, s
+
+
+_LENS_TAPS = _disk_octant(_LENS_TABLE)
+_LENS_QUADRANTS = _LENS_TABLE[:, _LENS_HALF:, _LENS_HALF:]
+
+
+def _lens_padded(x, level):
+    """All levels with one 17x17 table; ``level`` may be traced or batched."""
+    q = jnp.asarray(_LENS_QUADRANTS)[level]
+    out = None
+    for a, b, s in _octant_sums(x, _LENS_HALF, _LENS_TAPS):
+        t = q[a, b] * s
+        out = t if out is None else out + t
+    return out
+
+
+def _lens_fixed(x, level):
+    """One level (a Python int) with its own kernel size and constant taps.
+
+    Taps of equal value (the disk's fully covered pixels) are summed exactly
+    first and multiplied once.
+    """
+    kernel = _symmetrize(disk_kernel(LENS_RADII[level])).astype(np.float32)
+    c = kernel.shape[0] // 2
+    groups = {}
+    for a, b, s in _octant_sums(x, c, _disk_octant(kernel)):
+        wgt = float(kernel[c + a, c + b])
+        groups[wgt] = s if wgt not in groups else groups[wgt] + s
+    out = None
+    for wgt, s in groups.items():
+        t = jnp.float32(wgt) * s
+        out = t if out is None else out + t
+    return out
+
+
+def _lens_switch(x, level):
+    """Scalar ``level``: run only that level's (smaller) kernel."""
+    return lax.switch(jnp.clip(level, 0, len(LENS_RADII) - 1),
+                      [functools.partial(_lens_fixed, level=l) for l in range(len(LENS_RADII))],
+                      x)
+
+
+# Per-sample levels: a switch would become a select running all five
+# kernels; loop over samples (CPU) or one padded 17x17 program.
+_lens_sum = level_dispatch(_lens_switch, _lens_padded)
 
 
 def lens_blur(key, image, level):
     """Distortion 2: disk (pillbox) blur, radius 1/2/4/6/8 px.
 
     ``ndimage.convolve(mode='nearest')`` into uint8: float sum, truncated.
-    All levels use a 17x17 kernel (smaller disks zero-padded and centred, which
-    for odd sizes keeps scipy's placement). Args/returns as ``gaussian_blur``.
+    The disk is symmetric under flips and transposition, so pixels at the
+    (up to) 8 offsets sharing a tap are summed first (exactly: integers) and
+    multiplied once. A scalar ``level`` (``jit``, ``lax.map``/``lax.switch``)
+    runs only its own kernel (3x3 ... 17x17); so does ``vmap`` with
+    per-sample levels on CPU (a loop over samples); on other backends every
+    sample there uses one 17x17 table (smaller disks zero-padded and centred,
+    which for odd sizes keeps scipy's placement).
+    Args/returns as ``gaussian_blur``.
     """
     del key
-    kernel = jnp.asarray(_LENS_TABLE)[level]
-    blurred = convolve2d_nearest(image * 255.0, kernel)
-    return truncate_u8(blurred / 255.0)
+    x = jnp.round(image * 255.0)
+    if isinstance(level, (int, np.integer)):
+        blurred = _lens_fixed(x, int(level))
+    else:
+        blurred = _lens_sum(x, jnp.asarray(level, jnp.int32))
+    return jnp.floor(jnp.clip(blurred, 0.0, 255.0)) / 255.0
 
 
 # --------------------------------------------------------------------------

@@ -10,8 +10,9 @@ constant table) as long as their *shape* is static, which keeps one compiled
 program for all levels and lets ``vmap`` batch them.
 """
 
+import jax
 import jax.numpy as jnp
-from jax import lax
+from jax import custom_batching, lax
 
 
 def shifted_sum(x, weights, axis, center):
@@ -67,3 +68,49 @@ def convolve2d_nearest(image, kernel):
         lhs, rhs, window_strides=(1, 1), padding="VALID",
         precision=lax.Precision.HIGHEST)
     return jnp.transpose(out[:, 0], (1, 2, 0))
+
+
+def map_per_sample(single, padded, x, level):
+    """Run a level-dependent op on a batch with per-sample levels.
+
+    ``single(x_i, level_i)`` takes a scalar level and may ``lax.switch`` to a
+    program specialised for it; ``padded(x_i, level_i)`` is one program for
+    every level (tables padded to the largest), fit for ``vmap``.
+    On CPU a ``lax.map`` of ``single`` is faster (each sample runs only its
+    own level, and on this backend a loop over samples costs little); on
+    other backends ``vmap(padded)`` keeps the batch in one parallel program.
+
+    Args: x (B, ...) batch; level (B,) int32. Returns the batched output.
+    """
+    return lax.platform_dependent(
+        x, level,
+        cpu=lambda x, l: lax.map(lambda a: single(*a), (x, l)),
+        default=lambda x, l: jax.vmap(padded)(x, l))
+
+
+def level_dispatch(single, padded):
+    """(x, level) -> x, running only the chosen level's program wherever it can.
+
+    ``single(x, level)`` takes a scalar level (typically a ``lax.switch`` over
+    programs specialised per level); ``padded(x, level)`` is one program for
+    every level. A scalar level (``jit``, ``lax.map``/``lax.switch`` in
+    ``distort_batch``) calls ``single``. Under ``vmap`` a shared level stays
+    a switch around the batched op; per-sample levels, where a switch would
+    become a select running every branch, go to ``map_per_sample``.
+    """
+    @custom_batching.custom_vmap
+    def f(x, level):
+        return single(x, level)
+
+    @f.def_vmap
+    def f_vmap(axis_size, in_batched, x, level):
+        x_batched, level_batched = in_batched
+        if level_batched:
+            if not x_batched:
+                x = jnp.broadcast_to(x, (axis_size,) + x.shape)
+            return map_per_sample(single, padded, x, level), True
+        if x_batched:
+            return jax.vmap(single, in_axes=(0, None))(x, level), True
+        return single(x, level), False
+
+    return f

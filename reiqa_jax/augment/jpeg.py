@@ -214,7 +214,10 @@ def downsample_h2v2(plane):
     so that rounding does not drift in one direction.
     """
     h, w = plane.shape
-    s = plane.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3))
+    r = plane.reshape(h // 2, 2, w // 2, 2)
+    # Four strided terms, not a reduce over the two minor axes of size 2:
+    # on XLA's CPU backend the whole jpeg op runs ~10-30% faster under vmap.
+    s = r[:, 0, :, 0] + r[:, 0, :, 1] + r[:, 1, :, 0] + r[:, 1, :, 1]
     bias = 1 + (jnp.arange(w // 2) % 2)
     return (s + bias) >> 2
 
