@@ -60,13 +60,11 @@ def _rel(a, ref):
     return float(np.max(np.abs(np.asarray(a) - ref)) / np.max(np.abs(ref)))
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    """Random ResNet-50 Re-IQA in the released training layout, converted."""
-    d = tmp_path_factory.mktemp("released")
-    net = randomize(ReIQANet(50, 1), seed=1).eval()
-    ema = randomize(ReIQANet(50, 1), seed=2).eval()
-    ckpt = training_checkpoint(net, ema, queue_size=96, epoch=7, seed=3)
+def _released_layout(d, width, seed, queue_size):
+    """A random Re-IQA of ``width`` saved in the released training layout, then converted."""
+    net = randomize(ReIQANet(50, width), seed=seed).eval()
+    ema = randomize(ReIQANet(50, width), seed=seed + 1).eval()
+    ckpt = training_checkpoint(net, ema, queue_size=queue_size, epoch=7, seed=seed + 2)
     src = d / "released.pth"
     torch.save(ckpt, src)
     out = torch_to_reiqa(src, d / "ours")
@@ -75,17 +73,15 @@ def released(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """Random ResNet-50 Re-IQA in the released training layout, converted."""
+    return _released_layout(tmp_path_factory.mktemp("released"), 1, seed=1, queue_size=96)
+
+
+@pytest.fixture(scope="module")
 def small_released(tmp_path_factory):
     """The same training layout for a width-1/4 ResNet-50 (round trips are size-blind)."""
-    d = tmp_path_factory.mktemp("small")
-    net = randomize(ReIQANet(50, 0.25), seed=11).eval()
-    ema = randomize(ReIQANet(50, 0.25), seed=12).eval()
-    ckpt = training_checkpoint(net, ema, queue_size=32, epoch=7, seed=13)
-    src = d / "small.pth"
-    torch.save(ckpt, src)
-    out = torch_to_reiqa(src, d / "ours")
-    return dict(dir=d, src=src, ckpt=ckpt, net=net, ema=ema, out=out,
-                model=load_model(out))
+    return _released_layout(tmp_path_factory.mktemp("small"), 0.25, seed=11, queue_size=32)
 
 
 def test_parity_encoder_and_head_on_photos(released, inputs):
