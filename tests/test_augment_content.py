@@ -8,7 +8,8 @@ import pytest
 from PIL import Image, ImageEnhance
 from skimage import data
 
-from reiqa_jax.augment import content, tiles
+from reiqa_jax.augment import content
+from reiqa_jax.data import tiles
 
 N = 4000
 

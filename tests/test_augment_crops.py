@@ -13,7 +13,8 @@ import torch
 from skimage import data
 
 from reiqa_jax import augment
-from reiqa_jax.augment import crops, quality_views, tiles
+from reiqa_jax.augment import crops, quality_views
+from reiqa_jax.data import tiles
 
 P = 160
 
@@ -141,7 +142,7 @@ def _shift_ok(q, k, y, x):
 @pytest.fixture(scope="module")
 def quality_out(coffee_tile):
     from test_augment_registry import STANDINS
-    cfg = augment.QualityViewConfig(n_aug=3)
+    cfg = augment.QualityViewConfig(n_aug=3, crop_swap="clean")
     t = tiles.stack_tiles([coffee_tile, tiles.sample_tile(np.random.default_rng(1),
                                                           data.rocket())])
     calls = {"n": 0}
@@ -203,7 +204,7 @@ def test_small_picture_valid_region(coffee_tile):
     t = tiles.sample_tile(np.random.default_rng(0), data.chelsea())
     assert tuple(t["valid_hw"]) == (300, 451) and t["pixels"].shape == (384, 512, 3)
     b = tiles.stack_tiles([t, coffee_tile])  # B = 2: reuses the compiled views
-    cfg = augment.QualityViewConfig(n_aug=3)
+    cfg = augment.QualityViewConfig(n_aug=3, crop_swap="clean")
     img = _u8_to_f(data.chelsea())
     seen = set()
     for seed in range(4):
@@ -256,11 +257,16 @@ def test_official_recipe_with_real_ops(coffee_tile):
     views = np.asarray(views)
     n = cfg.n_aug + 1
     assert views.shape == (2, 2 * n, P, P, 6) and np.all(np.isfinite(views))
-    assert views[:, :n].min() >= 0 and views[:, :n].max() <= 1
+    # Scale 1: the versions the official swap leaves alone stay in [0, 1];
+    # the "swapped" ones mix overlapping pixels: sums and differences of up to
+    # four picture values, within [-2, 2] (see crops.aliased_swap).
+    assert views[:, n // 2:n].min() >= 0 and views[:, n // 2:n].max() <= 1
+    assert views[:, :n // 2].min() >= -2 and views[:, :n // 2].max() <= 2
     # Scale 2 is not clipped (as official): Keys a=-0.75 weights sum to 1.375
-    # in |.| per axis, so a [0, 1] input maps into [-0.445, 1.445] at worst
-    # (impulse noise gets close to that).
-    assert views[:, n:].min() >= -0.446 and views[:, n:].max() <= 1.446
+    # in |.| per axis (negative lobes 0.445 over both axes), so the [-2, 2]
+    # stack rows left by the scale-1 swap resize into [-3.79, 3.79], and the
+    # scale-2 swap of [-0.445, 1.445] crops stays within that too.
+    assert views[:, n:].min() >= -3.79 and views[:, n:].max() <= 3.79
     k1 = np.asarray(info["kind1"])
     assert all(len(set(r)) == 11 for r in k1.tolist())
     # every version keeps the official crop relation, so the distorted

@@ -6,7 +6,7 @@ augmentation, as pure JAX functions.
 - ``crops``: overlapping crop pairs and the half-scale bicubic resize.
 - ``quality_views``: ``make_quality_views`` = the official
   ``IQAImageClass.__getitem__`` for a batch of fixed-size tiles.
-- ``tiles``: host-side (numpy) fixed-size tile sampling.
+- host-side tile sampling lives in ``reiqa_jax.data.tiles`` (numpy, not device code).
 - ``content``: MoCo-v2 augmentation "B" for the content encoder.
 """
 

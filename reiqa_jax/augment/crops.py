@@ -20,7 +20,7 @@ align_corners=True)`` to (H//2, W//2): a = -0.75, no antialias, clamped
 border taps, values not clipped (``resize_half_bicubic``).
 
 Images may carry a *valid size* (h, w) <= (H, W): only the top-left h x w is
-the picture (the rest is tile padding, see ``tiles.py``); crop geometry then
+the picture (the rest is tile padding, see ``reiqa_jax.data.tiles``); crop geometry then
 follows the official rules for an h x w image and reads zeros outside it.
 """
 
@@ -120,6 +120,40 @@ def take_patch(stack, top, left, patch_size: int, valid_hw):
     return jnp.where(mask, patch, jnp.zeros((), patch.dtype))
 
 
+def max_reach(patch_size: int, min_ola: float = 0.10, max_ola: float = 0.30) -> int:
+    """Largest max(y, x) the offset draws can give (static): the crop region
+    is at most ``patch_size + max_reach`` on a side."""
+    y_lo, y_hi, x_lo, x_hi = offset_table(patch_size, min_ola, max_ola)
+    return int(max(y_hi - 1, int(np.max(x_hi)) - 1))
+
+
+def pair_geometry(key, patch_size: int, valid_hw, transposed=False,
+                  min_ola: float = 0.10, max_ola: float = 0.30) -> dict:
+    """Where one official crop pair lies, in the stack's (storage) frame.
+
+    Returns a dict of int32 / bool scalars:
+      y, x: the official offsets, in the picture frame;
+      dy, dx: the same offsets in the storage frame (swapped when
+        ``transposed``);
+      top, left: origin of the S x S crop region, S = P + max(y, x);
+      fits: the picture holds the region (``RandomCrop``: the region is a view
+        of the picture); else ``CenterCrop`` zero-pads a copy.
+    crop1 is the P x P window at (top, left), crop2 the one at
+    (top + dy, left + dx).
+    """
+    ko, kr = jax.random.split(key)
+    y, x = sample_offsets(ko, patch_size, min_ola, max_ola)
+    dy, dx = jnp.where(transposed, x, y), jnp.where(transposed, y, x)
+    size = patch_size + jnp.maximum(y, x)
+    top, left = region_origin(kr, valid_hw, size)
+    fits = (valid_hw[0] >= size) & (valid_hw[1] >= size)
+    return dict(y=y, x=x, dy=dy, dx=dx, top=top, left=left, fits=fits)
+
+
+def _transpose_back(c, transposed):
+    return jnp.where(transposed, jnp.swapaxes(c, 1, 2), c)
+
+
 def crop_pair(key, stack, patch_size: int, valid_hw, transposed=False,
               min_ola: float = 0.10, max_ola: float = 0.30):
     """One official overlapping crop pair for every version in a stack.
@@ -130,21 +164,67 @@ def crop_pair(key, stack, patch_size: int, valid_hw, transposed=False,
       patch_size: P.
       valid_hw: int32 (2,) picture size in the stack's frame.
       transposed: bool scalar; True when the stack holds the picture
-        transposed (portrait stored landscape, see ``tiles.py``). The offsets
-        are then applied as (x, y) and the crops transposed back, which gives
-        exactly the crops of the untransposed picture.
+        transposed (portrait stored landscape, see ``data/tiles.py``). The
+        offsets are then applied as (x, y) and the crops transposed back,
+        which gives exactly the crops of the untransposed picture.
     Returns:
       crop1, crop2: (N, P, P, 3); (y, x) int32 offsets in the picture frame.
     """
-    ko, kr = jax.random.split(key)
-    y, x = sample_offsets(ko, patch_size, min_ola, max_ola)
-    dy, dx = jnp.where(transposed, x, y), jnp.where(transposed, y, x)
-    size = patch_size + jnp.maximum(y, x)
-    top, left = region_origin(kr, valid_hw, size)
-    c1 = take_patch(stack, top, left, patch_size, valid_hw)
-    c2 = take_patch(stack, top + dy, left + dx, patch_size, valid_hw)
-    back = lambda c: jnp.where(transposed, jnp.swapaxes(c, 1, 2), c)
-    return back(c1), back(c2), (y, x)
+    g = pair_geometry(key, patch_size, valid_hw, transposed, min_ola, max_ola)
+    c1 = take_patch(stack, g["top"], g["left"], patch_size, valid_hw)
+    c2 = take_patch(stack, g["top"] + g["dy"], g["left"] + g["dx"], patch_size, valid_hw)
+    return (_transpose_back(c1, transposed), _transpose_back(c2, transposed),
+            (g["y"], g["x"]))
+
+
+def aliased_swap(rows, geometry, patch_size: int, valid_hw, reach: int):
+    """The official crop "swap", which does not swap.
+
+    ``datasets/dataset.py`` takes crop1 and crop2 as two *views* of one crop
+    region tensor and runs, in place, ``x = x + y; y = x - y; x = x - y``.
+    The two windows overlap (by 10-30 %), so every statement also changes
+    part of the other view: outside the overlap the pair is swapped (up to
+    float rounding), inside it the pixels are mixed (values leave [0, 1]).
+    This replays the three statements on the region, each one reading the
+    region as the previous one left it, exactly as the aliased memory does.
+
+    Args:
+      rows: (N, H, W, C) float32 versions to "swap" (storage frame).
+      geometry: ``pair_geometry`` output.
+      patch_size: P. valid_hw: int32 (2,). reach: static ``max_reach(P)``.
+    Returns:
+      crop1, crop2: (N, P, P, C) in the storage frame, and ``rows`` with the
+      two windows written back when the region is a view of the picture
+      (``geometry['fits']``; torchvision's ``RandomCrop`` slices, its
+      ``CenterCrop`` pads a copy) — the official scale 2 is resized from the
+      stack after these writes.
+    """
+    p = patch_size
+    n, c = rows.shape[0], rows.shape[-1]
+    top, left, dy, dx = geometry["top"], geometry["left"], geometry["dy"], geometry["dx"]
+    region = take_patch(rows, top, left, p + reach, valid_hw)
+    zero = jnp.zeros((), jnp.int32)
+
+    def first(r):
+        return r[:, :p, :p]
+
+    def second(r):
+        return jax.lax.dynamic_slice(r, (zero, dy, dx, zero), (n, p, p, c))
+
+    def set_first(r, v):
+        return jax.lax.dynamic_update_slice(r, v, (zero, zero, zero, zero))
+
+    def set_second(r, v):
+        return jax.lax.dynamic_update_slice(r, v, (zero, dy, dx, zero))
+
+    region = set_first(region, first(region) + second(region))    # x = x + y
+    region = set_second(region, first(region) - second(region))   # y = x - y
+    region = set_first(region, first(region) - second(region))    # x = x - y
+    c1, c2 = first(region), second(region)
+    # In memory the overlap holds what was written last: crop1's values.
+    written = jax.lax.dynamic_update_slice(rows, c2, (zero, top + dy, left + dx, zero))
+    written = jax.lax.dynamic_update_slice(written, c1, (zero, top, left, zero))
+    return c1, c2, jnp.where(geometry["fits"], written, rows)
 
 
 def _cubic_weights(t, a: float = -0.75):

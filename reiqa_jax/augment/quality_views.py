@@ -5,6 +5,16 @@ Per picture: the pristine version plus ``n_aug`` distorted versions
 the whole stack (see ``crops.py``), crop swapping, and a half-size bicubic
 scale 2 made from the full-size distorted stack.
 
+Crop swapping (``QualityViewConfig.crop_swap``): the official code swaps the
+two crops of versions [0, (n_aug+1)//2) at scale 1 and of the rest at scale 2
+with an in-place ``x = x + y; y = x - y; x = x - y`` on two overlapping views
+of one crop region. That does not swap: it mixes the overlapping pixels and,
+at scale 1 when the picture holds the crop region, writes back into the
+full-size stack that scale 2 is then resized from. ``'official'`` replays
+that arithmetic exactly (what the released weights were trained on,
+``crops.aliased_swap``); ``'clean'`` is the evident intent, a true swap;
+``'none'`` keeps crop1 as the query everywhere.
+
 Output layout (NHWC): ``views`` float32 (B, n_scale * (n_aug + 1), P, P, 6);
 channels 0-2 are the query crop (``chunk_1`` after swapping), 3-5 the key
 crop (``chunk_2``); rows [0, n_aug] are scale 1 (row 0 pristine), rows
@@ -29,7 +39,10 @@ from reiqa_jax.augment import crops, registry
 class QualityViewConfig:
     """Static recipe (hashable, a jit static argument). Defaults: the
     official Re-IQA quality-encoder recipe (P=160, 11 augs, 2 scales, one
-    distortion per version, crop swapping on).
+    distortion per version, the official aliased crop swap).
+
+    crop_swap: 'official' (the released arithmetic on aliased views),
+      'clean' (a true swap) or 'none' (see the module docstring).
 
     schedule: 'independent' = official per-picture shuffle, run with
       ``distort_batch`` (scan); 'balanced' = one permutation per batch, run
@@ -40,7 +53,7 @@ class QualityViewConfig:
     n_aug: int = 11
     n_scale: int = 2
     n_distortions: int = 1
-    swap_crops: bool = True
+    crop_swap: str = "official"
     schedule: str = "independent"
     min_ola: float = 0.10
     max_ola: float = 0.30
@@ -120,6 +133,32 @@ def _swap(c1, c2, lo: int, hi: int):
     return q, k
 
 
+def _crop_and_swap(key, stack, valid_hw, transposed, lo: int, hi: int,
+                   config: QualityViewConfig, reach: int):
+    """One scale's crop pair for every version, versions [lo, hi) swapped.
+
+    Returns (query, key) crops (N, P, P, 3) in the picture frame, the
+    geometry, and the stack as the official code leaves it (changed only by
+    an ``'official'`` swap whose region is a view of the picture).
+    """
+    p = config.patch_size
+    g = crops.pair_geometry(key, p, valid_hw, transposed, config.min_ola, config.max_ola)
+    c1 = crops.take_patch(stack, g["top"], g["left"], p, valid_hw)
+    c2 = crops.take_patch(stack, g["top"] + g["dy"], g["left"] + g["dx"], p, valid_hw)
+    mode = config.crop_swap
+    if mode == "clean":
+        c1, c2 = _swap(c1, c2, lo, hi)
+    elif mode == "official":
+        m1, m2, rows = crops.aliased_swap(stack[lo:hi], g, p, valid_hw, reach)
+        c1 = jnp.concatenate([c1[:lo], m1, c1[hi:]], axis=0)
+        c2 = jnp.concatenate([c2[:lo], m2, c2[hi:]], axis=0)
+        stack = jnp.concatenate([stack[:lo], rows, stack[hi:]], axis=0)
+    elif mode != "none":
+        raise ValueError(f"crop_swap must be 'official', 'clean' or 'none', got {mode!r}")
+    back = lambda c: jnp.where(transposed, jnp.swapaxes(c, 1, 2), c)
+    return back(c1), back(c2), g, stack
+
+
 def views_from_stack(key, stack, valid_hw, transposed, config: QualityViewConfig):
     """Crops, swaps and scale 2 for one picture's stack.
 
@@ -127,29 +166,27 @@ def views_from_stack(key, stack, valid_hw, transposed, config: QualityViewConfig
       stack: float32 (N = n_aug + 1, H, W, 3); valid_hw int32 (2,);
       transposed: bool scalar (see ``crops.crop_pair``).
     Returns:
-      views (n_scale * N, P, P, 6) and offsets int32 (n_scale, 2).
+      views (n_scale * N, P, P, 6); offsets int32 (n_scale, 2) = (y, x) in
+      the picture frame; origins int32 (n_scale, 2) = (top, left) of the crop
+      region in the storage frame.
     """
     n = stack.shape[0]
     swap = (config.n_aug + 1) // 2
-    p = config.patch_size
+    reach = crops.max_reach(config.patch_size, config.min_ola, config.max_ola)
     k1, k2 = jax.random.split(key)
-    c1, c2, off1 = crops.crop_pair(k1, stack, p, valid_hw, transposed,
-                                   config.min_ola, config.max_ola)
-    if config.swap_crops:
-        c1, c2 = _swap(c1, c2, 0, swap)
+    c1, c2, g1, stack = _crop_and_swap(k1, stack, valid_hw, transposed, 0, swap, config, reach)
     views = [jnp.concatenate([c1, c2], axis=-1)]
-    offs = [jnp.stack(off1)]
+    geoms = [g1]
     if config.n_scale == 2:
         half, half_hw = crops.resize_half_bicubic(stack, valid_hw)
-        d1, d2, off2 = crops.crop_pair(k2, half, p, half_hw, transposed,
-                                       config.min_ola, config.max_ola)
-        if config.swap_crops:
-            d1, d2 = _swap(d1, d2, swap, n)
+        d1, d2, g2, _ = _crop_and_swap(k2, half, half_hw, transposed, swap, n, config, reach)
         views.append(jnp.concatenate([d1, d2], axis=-1))
-        offs.append(jnp.stack(off2))
+        geoms.append(g2)
     elif config.n_scale != 1:
         raise ValueError("n_scale must be 1 or 2")
-    return jnp.concatenate(views, axis=0), jnp.stack(offs)
+    offsets = jnp.stack([jnp.stack([g["y"], g["x"]]) for g in geoms])
+    origins = jnp.stack([jnp.stack([g["top"], g["left"]]) for g in geoms])
+    return jnp.concatenate(views, axis=0), offsets, origins
 
 
 def to_unit_float(tiles):
@@ -167,7 +204,7 @@ def make_quality_views(key, tiles, config: QualityViewConfig = QualityViewConfig
 
     Args:
       key: PRNG key.
-      tiles: (B, H, W, 3) uint8 or float32 in [0, 1] (``tiles.py`` output).
+      tiles: (B, H, W, 3) uint8 or float32 in [0, 1] (``reiqa_jax.data.tiles``).
       config: static ``QualityViewConfig``.
       valid_hw: optional int32 (B, 2) picture sizes inside the tiles
         (default: the full tile).
@@ -175,11 +212,15 @@ def make_quality_views(key, tiles, config: QualityViewConfig = QualityViewConfig
       ops: optional static tuple of 26 replacement ops (tests).
     Returns:
       views: float32 (B, n_scale * (n_aug + 1), P, P, 6), layout in the module
-        docstring; scale-1 crops in [0, 1], scale-2 crops may overshoot by
-        bicubic ringing (as in the official code); zeros where a crop region
-        leaves the picture (torchvision ``CenterCrop`` padding).
-      info: dict with ``kind1, level1, kind2, level2`` int32 (B, n_aug) and
-        ``offsets`` int32 (B, n_scale, 2) = (y, x) per scale.
+        docstring; scale-1 crops in [0, 1] (except the pixels an
+        ``'official'`` crop swap mixes, which reach [-1, 2]), scale-2 crops
+        may overshoot by bicubic ringing (as in the official code); zeros
+        where a crop region leaves the picture (torchvision ``CenterCrop``
+        padding).
+      info: dict with ``kind1, level1, kind2, level2`` int32 (B, n_aug),
+        ``offsets`` int32 (B, n_scale, 2) = (y, x) per scale and ``origins``
+        int32 (B, n_scale, 2) = (top, left) of each crop region (storage
+        frame).
     """
     images = to_unit_float(tiles)
     batch, hh, ww, _ = images.shape
@@ -200,9 +241,10 @@ def make_quality_views(key, tiles, config: QualityViewConfig = QualityViewConfig
 
     # lax.map, not vmap: per-picture traced sizes keep the crop and resize
     # slices real dynamic slices (vmapped they turn into slow gathers).
-    views, offsets = jax.lax.map(
+    views, offsets, origins = jax.lax.map(
         one, (jax.random.split(kc, batch), stack, jnp.asarray(valid_hw, jnp.int32),
               jnp.asarray(transposed, bool)))
     info = {k: sched[k] for k in ("kind1", "level1", "kind2", "level2")}
     info["offsets"] = offsets
+    info["origins"] = origins
     return views, info

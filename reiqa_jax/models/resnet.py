@@ -69,10 +69,12 @@ def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
     """torch ``MaxPool2d(3, stride=2, padding=1)`` on (N,H,W,C).
 
     reduce_window pads with its init value, -inf, so padding never wins.
-    Output spatial size: floor((H + 2 - 3) / 2) + 1.
+    Output spatial size: floor((H + 2 - 3) / 2) + 1. The init is a Python
+    float so that JAX recognises the max monoid (and can differentiate it);
+    an array init gives a generic reduce_window without a gradient.
     """
     return jax.lax.reduce_window(
-        x, jnp.array(-jnp.inf, x.dtype), jax.lax.max,
+        x, -jnp.inf, jax.lax.max,
         window_dimensions=(1, 3, 3, 1), window_strides=(1, 2, 2, 1),
         padding=((0, 0), (1, 1), (1, 1), (0, 0)))
 
