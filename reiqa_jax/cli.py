@@ -14,6 +14,8 @@ import sys
 # name -> module in reiqa_jax.commands, in the order `reiqa --help` lists them.
 COMMANDS = (
     "demo",
+    "train",
+    "export",
     "extract",
     "convert",
 )

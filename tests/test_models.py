@@ -151,7 +151,7 @@ _encode = nnx.jit(lambda m, x: m.encoder(x))
 
 
 def test_train_mode_batch_statistics_and_update_rule(r50):
-    """Running stats: new = 0.9*old + 0.1*batch, var biased (flax), not torch's unbiased."""
+    """Running stats: new = 0.9*old + 0.1*batch, var unbiased (torch's rule)."""
     arch, arrays, x, x2 = r50
     model = build_model(arch, arrays)
     # stem conv outputs (N, 24, 28, C): n = 2*24*28 = 1344 values per channel
@@ -162,19 +162,46 @@ def test_train_mode_batch_statistics_and_update_rule(r50):
     f, f2 = _encode(model, x), _encode(model, x2)  # one BN update each
     model.eval()
     assert np.abs(np.asarray(f[0]) - np.asarray(f2[0])).max() > 1e-3  # depends on the batch
-    v_torch = v
+    v_flax = v
     for hi in h:  # two updates, in call order
         m = 0.9 * m + 0.1 * hi.mean(axis=(0, 1, 2))
-        v = 0.9 * v + 0.1 * hi.var(axis=(0, 1, 2))
-        v_torch = 0.9 * v_torch + 0.1 * hi.var(axis=(0, 1, 2), ddof=1)
+        v = 0.9 * v + 0.1 * hi.var(axis=(0, 1, 2), ddof=1)
+        v_flax = 0.9 * v_flax + 0.1 * hi.var(axis=(0, 1, 2))
     got_m = np.asarray(model.encoder.bn1.mean[...])
     got_v = np.asarray(model.encoder.bn1.var[...])
     np.testing.assert_allclose(got_m, m, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got_v, v, rtol=1e-4, atol=1e-5)
-    # the rule is distinguishable from torch's unbiased one at this n
-    assert np.abs(v_torch - got_v).max() > 10 * np.abs(v - got_v).max()
+    # the rule is distinguishable from flax's biased one at this n
+    assert np.abs(v_flax - got_v).max() > 10 * np.abs(v - got_v).max()
     moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), _stats(model), before)
     assert all(jax.tree.leaves(moved))  # every BN layer updated
+
+
+def test_train_mode_batchnorm_matches_torch():
+    """TorchBatchNorm in train mode == torch.nn.BatchNorm2d: output and both
+    running statistics after two updates, float32."""
+    import torch
+
+    from reiqa_jax.models.resnet import TorchBatchNorm
+
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(0.5, 2.0, (3, 5, 7, 4)).astype(np.float32) for _ in range(2)]
+    ours = TorchBatchNorm(4, momentum=0.9, epsilon=1e-5, rngs=nnx.Rngs(0))
+    ours.scale[...] = jnp.asarray(rng.uniform(0.5, 1.5, 4), jnp.float32)
+    ours.bias[...] = jnp.asarray(rng.normal(size=4), jnp.float32)
+    ref = torch.nn.BatchNorm2d(4, eps=1e-5, momentum=0.1)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(np.asarray(ours.scale[...])))
+        ref.bias.copy_(torch.from_numpy(np.asarray(ours.bias[...])))
+    ours.train()
+    ref.train()
+    for x in xs:
+        y = np.asarray(ours(jnp.asarray(x)))
+        y_ref = ref(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).detach().numpy()
+        np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(ours.mean[...]), ref.running_mean.numpy(), rtol=1e-6,
+                               atol=1e-7)
+    np.testing.assert_allclose(np.asarray(ours.var[...]), ref.running_var.numpy(), rtol=1e-6)
 
 
 def test_reiqa_model_is_head_of_encoder(r50):

@@ -43,8 +43,8 @@ class ProjectionHead(nnx.Module):
     """Linear(in, in) -> ReLU -> Linear(in, out) -> L2-normalise.
 
     Torch names: ``head.0`` is ``fc1``, ``head.2`` is ``fc2``.
-    Call: (N, in_dim) float -> (N, out_dim) float32, unit-norm rows.
-    Computed in float32 (it is tiny next to the encoder).
+    Call: (N, in_dim) float -> (N, out_dim) unit-norm rows, computed in
+    float32 (it is tiny next to the encoder; float64 inputs stay float64).
     """
 
     def __init__(self, in_dim: int, out_dim: int = 128, *, rngs: nnx.Rngs):
@@ -54,5 +54,5 @@ class ProjectionHead(nnx.Module):
         self.fc2 = _linear(in_dim, out_dim, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = jnp.asarray(x, jnp.float32)
+        x = jnp.asarray(x, jnp.promote_types(jnp.asarray(x).dtype, jnp.float32))
         return l2_normalize(self.fc2(nnx.relu(self.fc1(x))))

@@ -1,0 +1,32 @@
+"""A small run that trains on a 2-core CPU in about a minute, with no download.
+
+The official quality recipe scaled down: ResNet-18 at a quarter width,
+photos bundled with scikit-image (``data='skimage'``: written to
+WORKDIR/photos), 4 images per step, 5 distorted versions + pristine at 2
+scales (12 crop pairs of 64 x 64 per image) from 192 x 256 tiles, a queue of
+1,024 keys, LARS with a short warmup. Used by the tests and by ``reiqa demo``.
+
+  reiqa train --config configs/smoke.py --workdir runs/smoke
+"""
+import reiqa_quality_r50
+
+
+def get_config():
+    c = reiqa_quality_r50.get_config()
+    c.data = "skimage"
+    c.model.depth = 18
+    c.model.width = 0.25
+    c.num_epochs = 3
+    c.batch_size = 4
+    c.learning_rate = 1.0
+    c.warmup_epochs = 1
+    c.queue_size = 1024
+    c.views.patch_size = 64
+    c.views.n_aug = 5
+    c.tile_hw = (192, 256)
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 4
+    c.keep_checkpoints = 2
+    c.input.workers = 0
+    c.input.threads = 2
+    return c

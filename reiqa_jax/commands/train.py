@@ -1,0 +1,114 @@
+"""``reiqa train``: Re-IQA / MoCo-v2 training over every device of every host."""
+from __future__ import annotations
+
+import os
+import sys
+
+from reiqa_jax.commands import error
+
+HELP = "train a quality-aware (Re-IQA) or content-aware (MoCo-v2) encoder"
+OWN_PARSER = True  # --config.KEY=VALUE overrides are not argparse options
+DESCRIPTION = """\
+Trains with the recipe of a config file (configs/reiqa_quality_r50.py: the
+official quality-aware encoder; configs/moco_v2_content_r50.py: the content
+encoder; configs/smoke.py: a one-minute CPU run on bundled photos). Any config
+value can be changed with --config.KEY=VALUE, e.g. --config.data=train.csv
+--config.batch_size=256. A run continues from the newest checkpoint in its
+workdir; SIGTERM (or Ctrl-C) saves a checkpoint and stops. At the end the
+model is written to WORKDIR/model, ready for 'reiqa extract'.
+
+Several hosts: start the same command on every host. On SLURM, Cloud TPU or
+Kubernetes the hosts find each other (--distributed auto); elsewhere give
+--coordinator_address HOST:PORT --num_processes N --process_id I.
+"""
+DISTRIBUTED_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "JAX_COORDINATOR_ADDRESS",
+                   "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
+
+
+def _parser():
+    import argparse
+
+    from reiqa_jax.config_file import available_configs
+
+    p = argparse.ArgumentParser(
+        prog="reiqa train", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="reiqa train --config CONFIG --workdir DIR [--config.KEY=VALUE ...] [options]")
+    p.add_argument("--config", required=True,
+                   help="config file, or a name from configs/ "
+                        f"({', '.join(available_configs()) or 'e.g. smoke'})")
+    p.add_argument("--workdir", required=True,
+                   help="folder for checkpoints, metrics.jsonl, TensorBoard events and the "
+                        "trained model; an existing run there is continued")
+    p.add_argument("--coordinator_address", metavar="HOST:PORT",
+                   help="address of process 0, for a multi-host run outside a cluster manager")
+    p.add_argument("--num_processes", type=int, help="number of processes (hosts)")
+    p.add_argument("--process_id", type=int, help="this process's index, 0..N-1")
+    p.add_argument("--distributed", choices=("auto", "on", "off"), default="auto",
+                   help="auto: join a multi-host run when a cluster manager (SLURM, MPI, "
+                        "Cloud TPU) says there are several processes; on: always (JAX "
+                        "auto-detection); off: single process (default: auto)")
+    p.add_argument("--heartbeat_timeout", type=int, default=100, metavar="SECONDS",
+                   help="a host silent this long is declared dead and the others stop with "
+                        "an error (default: 100)")
+    p.add_argument("--print_config", action="store_true",
+                   help="print the resolved config and exit")
+    return p
+
+
+def _wants_distributed(args) -> bool:
+    if args.coordinator_address or args.num_processes:
+        return True
+    if args.distributed != "auto":
+        return args.distributed == "on"
+    for name in DISTRIBUTED_ENV:
+        value = os.environ.get(name, "")
+        if name in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+            if value.isdigit() and int(value) > 1:
+                return True
+        elif "," in value or (value and name != "TPU_WORKER_HOSTNAMES"):
+            return True
+    return False
+
+
+def main(argv) -> int:
+    from reiqa_jax.config_file import ConfigError, apply_overrides, load_config, split_overrides
+
+    try:
+        rest, overrides = split_overrides(list(argv))
+    except ConfigError as exc:
+        return error("train", str(exc))
+    args = _parser().parse_args(rest)
+    try:
+        config = apply_overrides(load_config(args.config), overrides)
+    except ConfigError as exc:
+        return error("train", str(exc))
+    if args.print_config:
+        print(config)
+        return 0
+
+    import jax
+
+    if _wants_distributed(args):
+        explicit = {k: v for k, v in (("coordinator_address", args.coordinator_address),
+                                      ("num_processes", args.num_processes),
+                                      ("process_id", args.process_id)) if v is not None}
+        try:
+            jax.distributed.initialize(**explicit,
+                                       heartbeat_timeout_seconds=args.heartbeat_timeout)
+        except Exception as exc:  # noqa: BLE001 - JAX raises several types here
+            return error("train", f"cannot join the multi-host run: "
+                                  f"{' '.join(str(exc).split())[:300]}")
+
+    from reiqa_jax.checkpoint import CheckpointError
+    from reiqa_jax.data.sources import DataError
+    from reiqa_jax.train import TrainError, train_and_evaluate
+    from reiqa_jax.workdir import WorkdirError
+
+    try:
+        return train_and_evaluate(config, args.workdir)
+    except (TrainError, DataError, WorkdirError, CheckpointError, ConfigError) as exc:
+        return error("train", str(exc))
+    except KeyboardInterrupt:
+        print("reiqa train: interrupted", file=sys.stderr)
+        return 130

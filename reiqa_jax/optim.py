@@ -1,0 +1,165 @@
+"""Optimizers and learning-rate schedules of the official recipes, as optax chains.
+
+LARS (``moco/optimizer.py`` of the official code), per parameter ``p`` with
+gradient ``g``; parameters with ``ndim > 1`` (conv and linear kernels) get
+weight decay and the trust ratio, the others (BatchNorm scale/bias, linear
+biases) neither::
+
+    dp = g + wd * p                                   (ndim > 1)
+    dp = dp * tc * |p| / |dp|   if |p| > 0 and |dp| > 0 (ndim > 1)
+    mu = momentum * mu + dp
+    p  = p - lr * mu
+
+``optax.lars`` folds the learning rate into the momentum buffer (it scales
+before the ``trace``), which differs from the above whenever the rate
+changes (every step of warmup, every epoch of the cosine). Here the rate is
+applied after the momentum, as the official code does, so the ``trace``
+state *is* the official ``mu`` buffer (what ``checkpoint.py`` stores as
+``opt_momentum``).
+
+``sgd`` is ``torch.optim.SGD(momentum, weight_decay)`` (the MoCo-v2 content
+recipe): decay on every parameter, ``buf = m * buf + g + wd * p``,
+``p -= lr * buf``.
+
+Schedules (``make_schedule``): ``'official'`` is PyContrast's
+``adjust_learning_rate`` (per *epoch* cosine, set at the start of each
+epoch) with ``warmup_learning_rate`` (per *iteration* linear warmup over the
+first ``warmup_epochs``, up to the cosine value at ``warmup_epochs``);
+``'cosine'`` is a per-step linear warmup then per-step cosine.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Schedule = Callable[[jax.Array], jax.Array]
+
+
+def kernel_mask(params):
+    """True for parameters with ndim > 1 (kernels), False for scales/biases."""
+    return jax.tree.map(lambda p: jnp.ndim(p) > 1, params)
+
+
+def lars(learning_rate: float | Schedule, *, momentum: float = 0.9,
+         weight_decay: float = 1e-4, trust_coefficient: float = 1e-3
+         ) -> optax.GradientTransformation:
+    """The official LARS as an optax chain (see the module docstring).
+
+    State: ``named_chain`` state whose ``'momentum'`` entry is
+    ``optax.TraceState(trace=mu)``, ``mu`` shaped like the params.
+    """
+    return optax.named_chain(
+        ("weight_decay", optax.add_decayed_weights(weight_decay, mask=kernel_mask)),
+        ("trust_ratio", optax.masked(
+            optax.scale_by_trust_ratio(trust_coefficient=trust_coefficient), kernel_mask)),
+        ("momentum", optax.trace(decay=momentum)),
+        ("learning_rate", optax.scale_by_learning_rate(learning_rate)),
+    )
+
+
+def sgd(learning_rate: float | Schedule, *, momentum: float = 0.9,
+        weight_decay: float = 1e-4) -> optax.GradientTransformation:
+    """``torch.optim.SGD(lr, momentum, weight_decay)``, same state layout as ``lars``."""
+    return optax.named_chain(
+        ("weight_decay", optax.add_decayed_weights(weight_decay)),
+        ("momentum", optax.trace(decay=momentum)),
+        ("learning_rate", optax.scale_by_learning_rate(learning_rate)),
+    )
+
+
+def momentum_buffer(opt_state):
+    """The ``mu`` buffers (params-shaped tree) of a ``lars`` / ``sgd`` state."""
+    return opt_state["momentum"].trace
+
+
+def with_momentum_buffer(opt_state, mu):
+    """``opt_state`` with its ``mu`` buffers replaced (e.g. from a converted
+    official checkpoint)."""
+    state = type(opt_state)(opt_state)  # named_chain state: an OrderedDict
+    state["momentum"] = optax.TraceState(trace=mu)
+    return state
+
+
+def _cosine(value, progress, floor):
+    return floor + (value - floor) * (1.0 + jnp.cos(jnp.pi * progress)) / 2.0
+
+
+def official_schedule(base_lr: float, *, steps_per_epoch: int, num_epochs: int,
+                      warmup_epochs: int, warmup_from: float,
+                      decay_rate: float = 0.1) -> Schedule:
+    """PyContrast's schedule as a function of the 0-based update index.
+
+    epoch e = step // steps_per_epoch + 1, idx = step % steps_per_epoch;
+    eta_min = base_lr * decay_rate**3;
+    cosine(e) = eta_min + (base_lr - eta_min) (1 + cos(pi e / num_epochs)) / 2;
+    for e <= warmup_epochs (when > 0): warmup_from + p (cosine(warmup_epochs)
+    - warmup_from) with p = (idx + (e - 1) steps_per_epoch) /
+    (warmup_epochs steps_per_epoch); else cosine(e).
+    """
+    eta_min = base_lr * decay_rate ** 3
+    warmup_to = eta_min + (base_lr - eta_min) * (
+        1 + math.cos(math.pi * warmup_epochs / num_epochs)) / 2 if warmup_epochs else base_lr
+
+    def schedule(step):
+        step = jnp.asarray(step, jnp.int32)
+        epoch = (step // steps_per_epoch + 1).astype(jnp.float32)
+        lr = _cosine(base_lr, epoch / num_epochs, eta_min)
+        if warmup_epochs > 0:
+            p = step.astype(jnp.float32) / (warmup_epochs * steps_per_epoch)
+            warm = warmup_from + p * (warmup_to - warmup_from)
+            lr = jnp.where(epoch <= warmup_epochs, warm, lr)
+        return lr
+
+    return schedule
+
+
+def cosine_schedule(base_lr: float, *, total_steps: int, warmup_steps: int = 0,
+                    warmup_from: float = 0.0, decay_rate: float = 0.0) -> Schedule:
+    """Per-step linear warmup (``warmup_from`` -> ``base_lr``) then per-step
+    cosine down to ``base_lr * decay_rate**3`` at ``total_steps``."""
+    eta_min = base_lr * decay_rate ** 3
+
+    def schedule(step):
+        t = jnp.asarray(step, jnp.float32)
+        span = max(total_steps - warmup_steps, 1)
+        lr = _cosine(base_lr, jnp.clip((t - warmup_steps) / span, 0.0, 1.0), eta_min)
+        if warmup_steps > 0:
+            warm = warmup_from + (t / warmup_steps) * (base_lr - warmup_from)
+            lr = jnp.where(t < warmup_steps, warm, lr)
+        return lr
+
+    return schedule
+
+
+def make_schedule(config, *, steps_per_epoch: int, total_steps: int) -> Schedule:
+    """The schedule named by ``config.lr_schedule`` ('official' | 'cosine').
+
+    With ``num_steps > 0`` the official per-epoch cosine runs over
+    ``ceil(total_steps / steps_per_epoch)`` epochs.
+    """
+    epochs = max(1, -(-total_steps // steps_per_epoch))
+    if config.lr_schedule == "official":
+        return official_schedule(
+            config.learning_rate, steps_per_epoch=steps_per_epoch, num_epochs=epochs,
+            warmup_epochs=config.warmup_epochs, warmup_from=config.warmup_from,
+            decay_rate=config.lr_decay_rate)
+    if config.lr_schedule == "cosine":
+        return cosine_schedule(
+            config.learning_rate, total_steps=total_steps,
+            warmup_steps=config.warmup_epochs * steps_per_epoch,
+            warmup_from=config.warmup_from, decay_rate=config.lr_decay_rate)
+    raise ValueError(f"lr_schedule must be 'official' or 'cosine', got {config.lr_schedule!r}")
+
+
+def make_optimizer(config, schedule: Schedule) -> optax.GradientTransformation:
+    """``config.optimizer`` ('lars' | 'sgd') with the recipe's hyper-parameters."""
+    if config.optimizer == "lars":
+        return lars(schedule, momentum=config.momentum, weight_decay=config.weight_decay,
+                    trust_coefficient=config.trust_coefficient)
+    if config.optimizer == "sgd":
+        return sgd(schedule, momentum=config.momentum, weight_decay=config.weight_decay)
+    raise ValueError(f"optimizer must be 'lars' or 'sgd', got {config.optimizer!r}")
