@@ -23,6 +23,7 @@ def get_config():
     c.warmup_epochs = 0
     c.lr_decay_rate = 0.0          # cosine to 0, as MoCo-v2
     c.crop_swap = "none"           # quality branch only
+    c.views.patch_size = 224       # the crops' side; the other views keys are unused
     c.tile_hw = (512, 512)         # canvas the random resized crop is drawn on
     c.log_every_steps = 50
     c.checkpoint_every_steps = 2000

@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules of the official recipes, as optax chains.
+"""Optimizers and learning-rate schedules of the official recipes.
 
 LARS (``moco/optimizer.py`` of the official code), per parameter ``p`` with
 gradient ``g``; parameters with ``ndim > 1`` (conv and linear kernels) get
@@ -10,22 +10,26 @@ biases) neither::
     mu = momentum * mu + dp
     p  = p - lr * mu
 
-``optax.lars`` folds the learning rate into the momentum buffer (it scales
-before the ``trace``), which differs from the above whenever the rate
-changes (every step of warmup, every epoch of the cosine). Here the rate is
-applied after the momentum, as the official code does, so the ``trace``
-state *is* the official ``mu`` buffer (what ``checkpoint.py`` stores as
-``opt_momentum``).
+``lars`` is the optax chain of the first three lines: its update *is* the
+buffer ``mu``, and ``apply_learning_rate`` does the last line. The rate is
+applied after the momentum, as the official code does, so it can change
+every step (warmup, cosine) without touching the buffer; ``optax.lars``
+folds the rate into the buffer instead, which differs whenever the rate
+changes. The ``trace`` state is the official ``mu`` (what ``checkpoint.py``
+stores as ``opt_momentum``). The trainer passes the rate of each step into
+the jitted step as a number, so the compiled step does not depend on the
+schedule.
 
 ``sgd`` is ``torch.optim.SGD(momentum, weight_decay)`` (the MoCo-v2 content
-recipe): decay on every parameter, ``buf = m * buf + g + wd * p``,
-``p -= lr * buf``.
+recipe): decay on every parameter, ``buf = m * buf + g + wd * p``, then
+``p -= lr * buf`` the same way.
 
-Schedules (``make_schedule``): ``'official'`` is PyContrast's
-``adjust_learning_rate`` (per *epoch* cosine, set at the start of each
-epoch) with ``warmup_learning_rate`` (per *iteration* linear warmup over the
-first ``warmup_epochs``, up to the cosine value at ``warmup_epochs``);
-``'cosine'`` is a per-step linear warmup then per-step cosine.
+Schedules (``make_schedule``, plain numpy, evaluated on the host):
+``'official'`` is PyContrast's ``adjust_learning_rate`` (per *epoch* cosine,
+set at the start of each epoch) with ``warmup_learning_rate`` (per
+*iteration* linear warmup over the first ``warmup_epochs``, up to the cosine
+value at ``warmup_epochs``); ``'cosine'`` is a per-step linear warmup then a
+per-step cosine.
 """
 from __future__ import annotations
 
@@ -34,9 +38,10 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-Schedule = Callable[[jax.Array], jax.Array]
+Schedule = Callable[[int], float]
 
 
 def kernel_mask(params):
@@ -44,10 +49,10 @@ def kernel_mask(params):
     return jax.tree.map(lambda p: jnp.ndim(p) > 1, params)
 
 
-def lars(learning_rate: float | Schedule, *, momentum: float = 0.9,
-         weight_decay: float = 1e-4, trust_coefficient: float = 1e-3
-         ) -> optax.GradientTransformation:
-    """The official LARS as an optax chain (see the module docstring).
+def lars(*, momentum: float = 0.9, weight_decay: float = 1e-4,
+         trust_coefficient: float = 1e-3) -> optax.GradientTransformation:
+    """The official LARS up to the momentum buffer (see the module docstring):
+    its update is ``mu``; finish with ``apply_learning_rate``.
 
     State: ``named_chain`` state whose ``'momentum'`` entry is
     ``optax.TraceState(trace=mu)``, ``mu`` shaped like the params.
@@ -57,18 +62,21 @@ def lars(learning_rate: float | Schedule, *, momentum: float = 0.9,
         ("trust_ratio", optax.masked(
             optax.scale_by_trust_ratio(trust_coefficient=trust_coefficient), kernel_mask)),
         ("momentum", optax.trace(decay=momentum)),
-        ("learning_rate", optax.scale_by_learning_rate(learning_rate)),
     )
 
 
-def sgd(learning_rate: float | Schedule, *, momentum: float = 0.9,
-        weight_decay: float = 1e-4) -> optax.GradientTransformation:
-    """``torch.optim.SGD(lr, momentum, weight_decay)``, same state layout as ``lars``."""
+def sgd(*, momentum: float = 0.9, weight_decay: float = 1e-4) -> optax.GradientTransformation:
+    """``torch.optim.SGD(momentum, weight_decay)`` up to its momentum buffer;
+    same state layout as ``lars``."""
     return optax.named_chain(
         ("weight_decay", optax.add_decayed_weights(weight_decay)),
         ("momentum", optax.trace(decay=momentum)),
-        ("learning_rate", optax.scale_by_learning_rate(learning_rate)),
     )
+
+
+def apply_learning_rate(params, mu, learning_rate):
+    """``p - lr * mu`` for every parameter (the last line of LARS / SGD)."""
+    return jax.tree.map(lambda p, m: p - learning_rate * m, params, mu)
 
 
 def momentum_buffer(opt_state):
@@ -85,7 +93,7 @@ def with_momentum_buffer(opt_state, mu):
 
 
 def _cosine(value, progress, floor):
-    return floor + (value - floor) * (1.0 + jnp.cos(jnp.pi * progress)) / 2.0
+    return floor + (value - floor) * (1.0 + np.cos(np.pi * progress)) / 2.0
 
 
 def official_schedule(base_lr: float, *, steps_per_epoch: int, num_epochs: int,
@@ -98,21 +106,21 @@ def official_schedule(base_lr: float, *, steps_per_epoch: int, num_epochs: int,
     cosine(e) = eta_min + (base_lr - eta_min) (1 + cos(pi e / num_epochs)) / 2;
     for e <= warmup_epochs (when > 0): warmup_from + p (cosine(warmup_epochs)
     - warmup_from) with p = (idx + (e - 1) steps_per_epoch) /
-    (warmup_epochs steps_per_epoch); else cosine(e).
+    (warmup_epochs steps_per_epoch); else cosine(e). Works on ints and
+    numpy arrays of steps.
     """
     eta_min = base_lr * decay_rate ** 3
     warmup_to = eta_min + (base_lr - eta_min) * (
         1 + math.cos(math.pi * warmup_epochs / num_epochs)) / 2 if warmup_epochs else base_lr
 
     def schedule(step):
-        step = jnp.asarray(step, jnp.int32)
-        epoch = (step // steps_per_epoch + 1).astype(jnp.float32)
+        step = np.asarray(step, np.int64)
+        epoch = step // steps_per_epoch + 1
         lr = _cosine(base_lr, epoch / num_epochs, eta_min)
         if warmup_epochs > 0:
-            p = step.astype(jnp.float32) / (warmup_epochs * steps_per_epoch)
-            warm = warmup_from + p * (warmup_to - warmup_from)
-            lr = jnp.where(epoch <= warmup_epochs, warm, lr)
-        return lr
+            p = step / (warmup_epochs * steps_per_epoch)
+            lr = np.where(epoch <= warmup_epochs, warmup_from + p * (warmup_to - warmup_from), lr)
+        return lr if lr.ndim else float(lr)
 
     return schedule
 
@@ -124,13 +132,13 @@ def cosine_schedule(base_lr: float, *, total_steps: int, warmup_steps: int = 0,
     eta_min = base_lr * decay_rate ** 3
 
     def schedule(step):
-        t = jnp.asarray(step, jnp.float32)
+        t = np.asarray(step, np.float64)
         span = max(total_steps - warmup_steps, 1)
-        lr = _cosine(base_lr, jnp.clip((t - warmup_steps) / span, 0.0, 1.0), eta_min)
+        lr = _cosine(base_lr, np.clip((t - warmup_steps) / span, 0.0, 1.0), eta_min)
         if warmup_steps > 0:
-            warm = warmup_from + (t / warmup_steps) * (base_lr - warmup_from)
-            lr = jnp.where(t < warmup_steps, warm, lr)
-        return lr
+            lr = np.where(t < warmup_steps,
+                          warmup_from + (t / warmup_steps) * (base_lr - warmup_from), lr)
+        return lr if lr.ndim else float(lr)
 
     return schedule
 
@@ -155,11 +163,12 @@ def make_schedule(config, *, steps_per_epoch: int, total_steps: int) -> Schedule
     raise ValueError(f"lr_schedule must be 'official' or 'cosine', got {config.lr_schedule!r}")
 
 
-def make_optimizer(config, schedule: Schedule) -> optax.GradientTransformation:
-    """``config.optimizer`` ('lars' | 'sgd') with the recipe's hyper-parameters."""
+def make_optimizer(config) -> optax.GradientTransformation:
+    """``config.optimizer`` ('lars' | 'sgd') up to its momentum buffer, with the
+    recipe's hyper-parameters (the rate is applied by ``apply_learning_rate``)."""
     if config.optimizer == "lars":
-        return lars(schedule, momentum=config.momentum, weight_decay=config.weight_decay,
+        return lars(momentum=config.momentum, weight_decay=config.weight_decay,
                     trust_coefficient=config.trust_coefficient)
     if config.optimizer == "sgd":
-        return sgd(schedule, momentum=config.momentum, weight_decay=config.weight_decay)
+        return sgd(momentum=config.momentum, weight_decay=config.weight_decay)
     raise ValueError(f"optimizer must be 'lars' or 'sgd', got {config.optimizer!r}")

@@ -125,10 +125,12 @@ def make_view_fn(config) -> Callable:
     if config.branch == "content":
         from reiqa_jax.augment.content import content_augment
 
+        size = config.views.patch_size
+
         def views(key, batch):
             kq, kk = jax.random.split(key)
-            return (content_augment(kq, batch["pixels"], batch["valid_hw"])[0],
-                    content_augment(kk, batch["pixels"], batch["valid_hw"])[0])
+            return (content_augment(kq, batch["pixels"], batch["valid_hw"], size)[0],
+                    content_augment(kk, batch["pixels"], batch["valid_hw"], size)[0])
         return views
     raise ValueError(f"branch must be 'quality' or 'content', got {config.branch!r}")
 
@@ -207,6 +209,8 @@ def _fresh_state_fn(config, tx: optax.GradientTransformation, n_devices: int,
         if queue is None:
             queue = moco.init_queue(jax.random.fold_in(root, 1), config.queue_size,
                                     config.model.feat_dim)
+        # Separate buffers for the momentum encoder: the step donates both.
+        ema_params, ema_stats = jax.tree.map(jnp.copy, (ema_params, ema_stats))
         opt_state = tx.init(params)
         if init is not None and "momentum" in init:
             opt_state = optim.with_momentum_buffer(opt_state, init["momentum"])
@@ -235,6 +239,8 @@ def create_train_state(config, mesh: Mesh, tx: optax.GradientTransformation,
       ema_batch_stats, queue, momentum.
     """
     fresh = _fresh_state_fn(config, tx, mesh.devices.size, init)
+    # Compiled (and kept in the persistent compilation cache): run eagerly,
+    # the initialisers compile one small program per shape, which is slower.
     return jax.jit(fresh, out_shardings=_shardings(mesh, jax.eval_shape(fresh)))()
 
 
@@ -281,9 +287,11 @@ def load_init(config, directory) -> dict:
 # the step
 
 def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
-                    schedule: optim.Schedule, view_fn: Callable | None = None, *,
-                    return_logits: bool = False):
-    """The jitted step ``(state, batch) -> (state, metrics)``; ``state`` is donated.
+                    view_fn: Callable | None = None, *, return_logits: bool = False):
+    """The jitted step ``(state, batch, lr) -> (state, metrics)``; ``state`` is donated.
+
+    lr: this step's learning rate (a float32 scalar computed on the host from
+    the schedule, so the compiled step does not depend on the schedule).
 
     batch: global arrays split over the devices: pixels uint8 (B, H, W, 3),
     valid_hw int32 (B, 2), transposed bool (B,), skipped int32 (B,); or, with
@@ -291,7 +299,7 @@ def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
     (B, P, P, 3) query/key crops (used by the parity tests).
     metrics (replicated scalars): loss, acc (percent), lr (the rate this
     step used), skipped (unreadable images replaced in this batch), finite
-    (loss and gradients finite), grad_norm; with ``return_logits`` also
+    (loss, gradients and updated parameters finite), grad_norm; with ``return_logits`` also
     ``logits`` (all devices' rows, device-major, (rows, 1 + K)).
     """
     dtype = compute_dtype(config.dtype)
@@ -304,7 +312,7 @@ def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
         out = model(x.astype(dtype))
         return out, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
 
-    def per_device(state: TrainState, batch: dict):
+    def per_device(state: TrainState, batch: dict, lr):
         device = lax.axis_index(DATA_AXES)
         step_key = jax.random.fold_in(state.rng, state.step)
         view_key, shuffle_key = jax.random.split(step_key)
@@ -326,15 +334,19 @@ def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
 
         (loss, (acc, new_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        mu, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optim.apply_learning_rate(state.params, mu, lr)
         ema_params = moco.momentum_update(state.ema_params, params, config.ema_momentum)
         queue, queue_ptr = moco.queue_push(state.queue, state.queue_ptr, all_k)
         grad_norm = optax.tree.norm(grads)
+        # One flag for "this step left a usable state": loss, gradients and
+        # the updated parameters all finite (a huge step can overflow them).
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(
+            optax.tree.norm(params))
         skipped = batch["skipped"].sum() if "skipped" in batch else jnp.zeros((), jnp.int32)
-        metrics = dict(loss=loss, acc=lax.pmean(acc, DATA_AXES), lr=schedule(state.step),
+        metrics = dict(loss=loss, acc=lax.pmean(acc, DATA_AXES), lr=lr,
                        skipped=lax.psum(skipped, DATA_AXES),
-                       finite=jnp.isfinite(loss) & jnp.isfinite(grad_norm), grad_norm=grad_norm)
+                       finite=finite, grad_norm=grad_norm)
         if return_logits:
             metrics["logits"] = lax.all_gather(logits, DATA_AXES, tiled=True, to="invarying")
         first = lambda tree: jax.tree.map(lambda a: a[None], tree)
@@ -344,11 +356,11 @@ def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
                                queue=queue, queue_ptr=queue_ptr, rng=state.rng)
         return new_state, metrics
 
-    def step(state, batch):
+    def step(state, batch, lr):
         specs = state_specs(state)
         batch_specs = jax.tree.map(lambda _: P(DATA_AXES), batch)
-        return jax.shard_map(per_device, mesh=mesh, in_specs=(specs, batch_specs),
-                             out_specs=(specs, P()))(state, batch)
+        return jax.shard_map(per_device, mesh=mesh, in_specs=(specs, batch_specs, P()),
+                             out_specs=(specs, P()))(state, batch, jnp.float32(lr))
 
     return jax.jit(step, donate_argnums=0)
 
@@ -427,7 +439,7 @@ def export_run(workdir, out, *, step: int | None = None) -> str:
             raise TrainError(f"no checkpoint {'' if step is None else step} in "
                              f"{workdir / 'checkpoints'}")
         meta = wd.read_meta(manager, step)
-        tx = optim.make_optimizer(config, lambda count: 0.0)
+        tx = optim.make_optimizer(config)
         target = abstract_state(config, tx, int(meta["devices"]))
         tree, meta = wd.restore_checkpoint(manager, step, _state_tree(target))
     finally:
@@ -564,7 +576,7 @@ def train_and_evaluate(config, workdir) -> int:
     plan = make_plan(config, len(paths), mesh)
     schedule = optim.make_schedule(config, steps_per_epoch=plan.steps_per_epoch,
                                    total_steps=plan.total_steps)
-    tx = optim.make_optimizer(config, schedule)
+    tx = optim.make_optimizer(config)
     wd.save_run_info(workdir, config)
     if jax.process_index() == 0:
         print(f"reiqa train: {plan.n_images} images, {plan.devices} device(s) on "
@@ -605,7 +617,7 @@ def train_and_evaluate(config, workdir) -> int:
                                  threads=config.input.threads)
     prefetch = DevicePrefetcher(batches, NamedSharding(mesh, P(DATA_AXES)),
                                 size=config.input.prefetch)
-    train_step = make_train_step(config, mesh, tx, schedule, make_view_fn(config))
+    train_step = make_train_step(config, mesh, tx, make_view_fn(config))
     log = wd.MetricLog(workdir, resume_step=start, total_steps=plan.total_steps)
     stop = StopRequest()
     window = {"time": time.perf_counter(), "wait": 0.0, "steps": 0}
@@ -620,10 +632,12 @@ def train_and_evaluate(config, workdir) -> int:
         nonlocal skipped_total
         m = jax.device_get(metrics)
         if not bool(m["finite"]):
+            last = manager.latest_step()
             raise NonFiniteLoss(
-                f"loss is not finite at step {completed} (epoch {plan.epoch(completed)}, "
-                f"loss {float(m['loss'])}); last good checkpoint: step "
-                f"{manager.latest_step()} in {workdir / 'checkpoints'}")
+                f"loss or weights are not finite at step {completed} (epoch "
+                f"{plan.epoch(completed)}, loss {float(m['loss'])}); stopped; the last good "
+                f"checkpoint is " + (f"step {last} in {workdir / 'checkpoints'}"
+                                     if last is not None else "none (no checkpoint yet)"))
         skipped_total += int(m["skipped"])
         window["steps"] += 1
         if completed % config.log_every_steps and completed not in (1, plan.total_steps):
@@ -642,7 +656,7 @@ def train_and_evaluate(config, workdir) -> int:
         pending = None
         for index in range(start, plan.total_steps):
             batch = next(prefetch)
-            state, metrics = train_step(state, batch)
+            state, metrics = train_step(state, batch, np.float32(schedule(index)))
             if pending is not None:  # the previous step's numbers, while this one runs
                 account(*pending)
             completed, pending = index + 1, (index + 1, metrics)

@@ -39,6 +39,7 @@ Where this differs from torchvision-on-PIL (all small):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import dm_pix as pix
@@ -211,16 +212,17 @@ def apply_content_params(image, params, size: int = OUT_SIZE):
     return normalize(x)
 
 
-@jax.jit
-def content_augment(key, images, valid_hw=None):
+@functools.partial(jax.jit, static_argnames=("size",))
+def content_augment(key, images, valid_hw=None, size: int = OUT_SIZE):
     """One MoCo-v2 "B" view per picture (call twice for a query/key pair).
 
     Args:
       key: PRNG key.
       images: (B, H, W, 3) uint8 or float32 in [0, 1] canvases.
       valid_hw: optional int32 (B, 2) picture sizes (default full canvas).
+      size: output side (static; 224 in the recipe).
     Returns:
-      views float32 (B, 224, 224, 3) normalised, and the params dict (batched).
+      views float32 (B, size, size, 3) normalised, and the params dict (batched).
     """
     if jnp.issubdtype(images.dtype, jnp.integer):
         images = images.astype(jnp.float32) / 255.0
@@ -228,4 +230,5 @@ def content_augment(key, images, valid_hw=None):
     if valid_hw is None:
         valid_hw = jnp.broadcast_to(jnp.array([h, w], jnp.int32), (b, 2))
     params = jax.vmap(sample_content_params)(jax.random.split(key, b), valid_hw)
-    return jax.vmap(apply_content_params)(images, params), params
+    apply = functools.partial(apply_content_params, size=size)
+    return jax.vmap(apply)(images, params), params

@@ -89,6 +89,9 @@ def main(argv) -> int:
 
     import jax
 
+    from reiqa_jax import compilation_cache
+
+    compilation_cache.enable()
     if _wants_distributed(args):
         explicit = {k: v for k, v in (("coordinator_address", args.coordinator_address),
                                       ("num_processes", args.num_processes),

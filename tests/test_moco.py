@@ -1,0 +1,106 @@
+"""The MoCo pieces: queue FIFO, shuffle permutation, InfoNCE, EMA, shuffle BN."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+from reiqa_jax import moco
+
+
+def test_queue_is_fifo_with_wrap_around():
+    q = jnp.zeros((10, 2))
+    ptr = jnp.zeros((), jnp.int32)
+    pushed = []
+    for i in range(4):  # 4 pushes of 3 rows into 10 slots: wraps at the 4th push
+        keys = jnp.full((3, 2), float(i + 1)) + jnp.arange(3)[:, None] / 10
+        q, ptr = moco.queue_push(q, ptr, keys)
+        pushed.append(np.asarray(keys))
+    rows = np.concatenate(pushed)  # 12 rows written at 0..11 mod 10
+    want = np.zeros((10, 2))
+    for i, r in enumerate(rows):
+        want[i % 10] = r
+    np.testing.assert_array_equal(q, want)
+    assert int(ptr) == 2
+    with pytest.raises(ValueError, match="do not fit"):
+        moco.queue_push(q, ptr, jnp.zeros((11, 2)))
+
+
+def test_init_queue_rows_are_unit_normal_directions():
+    q = np.asarray(moco.init_queue(jax.random.key(0), 4096, 128))
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1, rtol=1e-5)
+    assert abs(q.mean()) < 2e-3 and abs(q.std() - 128 ** -0.5) < 1e-3
+
+
+def test_shuffle_permutation_and_inverse():
+    perm, inv = moco.shuffle_permutation(jax.random.key(3), 50)
+    perm, inv = np.asarray(perm), np.asarray(inv)
+    assert sorted(perm) == list(range(50)) and not np.array_equal(perm, np.arange(50))
+    np.testing.assert_array_equal(perm[inv], np.arange(50))
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    np.testing.assert_array_equal(x[perm][inv], x)
+
+
+def test_info_nce_is_cross_entropy_with_label_zero():
+    rng = np.random.default_rng(0)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
+    q, k, queue = (unit(rng.normal(size=s)).astype(np.float32) for s in ((6, 8), (6, 8), (20, 8)))
+    loss, acc, logits = moco.info_nce(jnp.asarray(q), jnp.asarray(k), jnp.asarray(queue), 0.2)
+    want = torch.cat([(torch.from_numpy(q) * torch.from_numpy(k)).sum(1, keepdim=True),
+                      torch.from_numpy(q) @ torch.from_numpy(queue).T], 1) / 0.2
+    np.testing.assert_allclose(logits, want.numpy(), rtol=1e-5, atol=1e-6)
+    ce = torch.nn.functional.cross_entropy(want, torch.zeros(6, dtype=torch.long))
+    assert float(loss) == pytest.approx(float(ce), rel=1e-5)
+    assert float(acc) == pytest.approx(100 * np.mean(want.numpy().argmax(1) == 0))
+    # no gradient flows into the keys or the queue
+    gk = jax.grad(lambda k: moco.info_nce(jnp.asarray(q), k, jnp.asarray(queue), 0.2)[0])(
+        jnp.asarray(k))
+    assert float(jnp.abs(gk).max()) == 0.0
+
+
+def test_momentum_update_is_one_tree_map():
+    ema = {"a": jnp.ones(3), "b": {"c": jnp.zeros(2)}}
+    new = {"a": jnp.zeros(3), "b": {"c": jnp.ones(2)}}
+    out = moco.momentum_update(ema, new, 0.999)
+    np.testing.assert_allclose(out["a"], 0.999)
+    np.testing.assert_allclose(out["b"]["c"], 0.001, rtol=1e-6)
+
+
+def _mesh(hosts, local):
+    devices = np.array(jax.devices()[:hosts * local]).reshape(hosts, local)
+    return Mesh(devices, ("host", "local"), axis_types=(AxisType.Auto, AxisType.Auto))
+
+
+@pytest.mark.parametrize("mode", ["host", "global", "none"])
+def test_shuffle_bn_keys_unshuffles_and_gathers_in_shuffled_order(mode):
+    mesh = _mesh(1, 2)
+    axes = ("host", "local")
+    shuffle_axes = {"host": ("local",), "global": axes, "none": None}[mode]
+    n = 5
+    x = np.arange(2 * n * 3, dtype=np.float32).reshape(2 * n, 3)
+
+    def encode(rows):  # row-wise keys; aux = the batch mean (a BN-like statistic)
+        return rows * 2.0 + 1.0, rows.mean(axis=0)
+
+    def per_device(x, key):
+        k, all_k, aux = moco.shuffle_bn_keys(encode, x, key, shuffle_axes=shuffle_axes,
+                                            all_axes=axes)
+        return k, all_k, aux[None]
+
+    f = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(axes), P()),
+                              out_specs=(P(axes), P(), P(axes))))
+    key = jax.random.key(7)
+    k, all_k, aux = (np.asarray(a) for a in f(jax.device_put(x, NamedSharding(mesh, P(axes))),
+                                              key))
+    np.testing.assert_array_equal(k, x * 2 + 1)  # every device gets its own rows' keys back
+    if mode == "none":
+        np.testing.assert_array_equal(all_k, x * 2 + 1)
+        np.testing.assert_allclose(aux, [x[:n].mean(0), x[n:].mean(0)])
+    else:
+        perm, _ = moco.shuffle_permutation(key, 2 * n)
+        perm = np.asarray(perm)
+        np.testing.assert_array_equal(all_k, x[perm] * 2 + 1)  # the queue gets shuffled order
+        # each device's statistics come from its slice of the shuffled rows
+        np.testing.assert_allclose(aux, [x[perm[:n]].mean(0), x[perm[n:]].mean(0)])
+        assert not np.allclose(aux, [x[:n].mean(0), x[n:].mean(0)])

@@ -1,0 +1,89 @@
+"""Helpers for the trainer tests: cheap stand-in distortions, a tiny photo
+folder, a tiny config, and running ``reiqa train`` as a real process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _standin(n):
+    def op(key, image, level):
+        gain = 1.0 - 0.012 * n * (jnp.asarray(level, jnp.float32) + 1.0) / 5.0
+        noise = jax.random.uniform(key, image.shape, minval=-1, maxval=1)
+        return jnp.clip(image * gain + noise * 0.004 * (n % 4), 0.0, 1.0)
+    return op
+
+
+# 26 cheap distortions: the trainer tests exercise the loop, not the ops
+# (those have their own tests), and the real registry takes ~20 s to compile.
+OPS = tuple(_standin(n) for n in range(1, 27))
+
+# The smoke recipe shrunk further for tests (each key is a --config override).
+TINY = {
+    "model.depth": 18, "model.width": 0.25, "model.feat_dim": 16,
+    "batch_size": 4, "num_epochs": 2, "queue_size": 128,
+    "views.patch_size": 32, "views.n_aug": 1, "views.ops": "train_testing:OPS",
+    "tile_hw": (64, 96), "log_every_steps": 1, "checkpoint_every_steps": 2,
+    "warmup_epochs": 1, "input.workers": 0, "input.threads": 2,
+}
+
+
+def write_photos(folder: Path, n: int = 10) -> Path:
+    """n small real photos (crops of scikit-image's bundled photos) as JPEG/PNG."""
+    from PIL import Image
+
+    from reiqa_jax.data.sample_photos import COLOR, load_sample_photo
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = load_sample_photo(COLOR[i % len(COLOR)])
+        y, x = (17 * i) % 64, (29 * i) % 96
+        crop = Image.fromarray(img[y:y + 160, x:x + 200]).resize((100 - i, 80 + i))
+        crop.save(folder / f"photo_{i:02d}.{'png' if i % 2 else 'jpg'}")
+    return folder
+
+
+def overrides(**extra) -> list[str]:
+    cfg = dict(TINY, **extra)
+    return [f"--config.{k}={v}" for k, v in cfg.items()]
+
+
+# One compilation cache for every training process of the test session
+# (never the user's own cache folder; conftest.py names it).
+CACHE = Path(os.environ["REIQA_TEST_CACHE"])
+
+
+def env(devices: int = 1) -> dict:
+    e = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices), PYTHONUNBUFFERED="1",
+             JAX_COMPILATION_CACHE_DIR=str(CACHE))
+    e["PYTHONPATH"] = os.pathsep.join([str(TESTS), e.get("PYTHONPATH", "")])
+    return e
+
+
+def train_cmd(workdir, data, *extra_args, **config) -> list[str]:
+    return [sys.executable, "-m", "reiqa_jax.cli", "train", "--config", "smoke",
+            "--workdir", str(workdir), f"--config.data={data}", *overrides(**config),
+            *extra_args]
+
+
+def run_train(workdir, data, *extra_args, devices: int = 1, timeout: int = 300, **config):
+    return subprocess.run(train_cmd(workdir, data, *extra_args, **config), env=env(devices),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def metrics(workdir) -> list[dict]:
+    path = Path(workdir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def comparable(records, keys=("step", "epoch", "loss", "acc", "lr", "skipped_images")):
+    return [{k: r[k] for k in keys} for r in records]
