@@ -23,7 +23,8 @@ pointer is not stored (the official code does not save it either).
 
 ``reiqa.json`` is written last, so a directory without it is incomplete.
 Saving goes to a temporary sibling that is renamed into place.
-Single-process: call from one process (orbax sees plain numpy arrays).
+Single-process: each call reads or writes on its own, also inside a
+multi-process JAX run (orbax sees plain numpy arrays).
 """
 from __future__ import annotations
 
@@ -155,6 +156,24 @@ def _as_flat_params(tree) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, np.float32) for k, v in flatten(tree).items()}
 
 
+def _checkpointer(names):
+    """An orbax Checkpointer for composite items ``names`` that this process
+    reads or writes on its own: in a multi-process JAX run orbax would
+    otherwise wait at barriers for processes that never call it."""
+    import orbax.checkpoint as ocp
+
+    if jax.process_count() == 1:
+        mp = ocp.options.MultiprocessingOptions()
+    else:
+        me = jax.process_index()
+        mp = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+    # Name the handler of each item, or orbax cannot read their metadata.
+    handler = ocp.CompositeCheckpointHandler(
+        composite_options=ocp.CompositeOptions(multiprocessing_options=mp),
+        **{n: ocp.StandardCheckpointHandler(multiprocessing_options=mp) for n in names})
+    return ocp.Checkpointer(handler, multiprocessing_options=mp)
+
+
 # ----------------------------------------------------------------------------
 # save
 
@@ -214,7 +233,7 @@ def save_model(directory, model: ReIQAModel, *, meta: Mapping | None = None,
             nested = {coll: nest(flat) for coll, flat in tree.items()} \
                 if name != "queue" else tree
             args[name] = ocp.args.StandardSave(nested)
-        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ck:
+        with _checkpointer(list(args)) as ck:
             ck.save(os.path.join(tmp, STATE_NAME), args=ocp.args.Composite(**args))
         with open(os.path.join(tmp, JSON_NAME), "w") as f:
             json.dump(header, f, indent=1)
@@ -261,10 +280,7 @@ def _restore(directory, names, present) -> dict[str, dict]:
 
     state_dir = os.path.join(os.path.abspath(os.fspath(directory)), STATE_NAME)
     try:
-        # Name the handler of each item, or orbax cannot read their metadata.
-        handler = ocp.CompositeCheckpointHandler(
-            **{n: ocp.StandardCheckpointHandler() for n in present})
-        with ocp.Checkpointer(handler) as ck:
+        with _checkpointer(present) as ck:
             md = ck.metadata(state_dir).item_metadata
             abstract = {}
             for name in names:

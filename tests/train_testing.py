@@ -59,7 +59,7 @@ def overrides(**extra) -> list[str]:
 
 # One compilation cache for every training process of the test session
 # (never the user's own cache folder; conftest.py names it).
-CACHE = Path(os.environ["REIQA_TEST_CACHE"])
+CACHE = Path(os.environ.get("REIQA_TEST_CACHE") or Path(__import__("tempfile").gettempdir()) / "reiqa-test-jax-cache")
 
 
 def env(devices: int = 1) -> dict:
