@@ -15,6 +15,8 @@ import sys
 COMMANDS = (
     "demo",
     "extract",
+    "score",
+    "regress",
     "convert",
 )
 
