@@ -17,6 +17,7 @@ COMMANDS = (
     "extract",
     "score",
     "regress",
+    "evaluate",
     "convert",
 )
 

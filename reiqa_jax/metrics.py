@@ -11,7 +11,8 @@ The IQA literature (and the Re-IQA paper) reports two numbers per dataset:
 
       f(x) = (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2
 
-  ``plcc`` is the raw Pearson correlation; ``plcc_logistic`` the fitted one.
+  ``plcc`` is the raw Pearson correlation; ``plcc_logistic`` the fitted one
+  (negative when the fitted curve decreases, so its sign agrees with SRCC).
 
 All functions take 1-d array-likes of equal length (at least 3 values) and
 return Python floats; a correlation with a constant input is NaN, as in scipy.
@@ -20,6 +21,7 @@ return Python floats; a correlation with a constant input is NaN, as in scipy.
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 
 import numpy as np
@@ -92,9 +94,12 @@ def logistic_fit(pred, y, *, maxfev: int = 20000) -> LogisticFit:
 
     Start: b1 = max(y), b2 = min(y), b3 = mean(pred), b4 = std(pred) (flipped
     when the correlation is negative, so decreasing relations fit too). If the
-    optimiser fails, a straight line is returned with ``converged=False``.
+    optimiser fails, or there are fewer than 5 points for 4 parameters, the
+    least-squares straight line is returned with ``converged=False``.
     """
     pred, y = _pair(pred, y)
+    if pred.size < 5 or np.ptp(pred) == 0.0:
+        return _line(pred, y)
     spread = float(np.std(pred)) or 1.0
     start = [float(y.max()), float(y.min()), float(pred.mean()), spread]
     if _pearson(pred, y) < 0:
@@ -105,16 +110,30 @@ def logistic_fit(pred, y, *, maxfev: int = 20000) -> LogisticFit:
             params, _ = optimize.curve_fit(logistic4, pred, y, p0=start, maxfev=maxfev)
         if np.all(np.isfinite(params)):
             return LogisticFit(*(float(p) for p in params))
-    except (RuntimeError, ValueError, FloatingPointError):
+    except (RuntimeError, ValueError, TypeError, FloatingPointError):
         pass
+    return _line(pred, y)
+
+
+def _line(pred: np.ndarray, y: np.ndarray) -> LogisticFit:
+    if np.ptp(pred) == 0.0:
+        return LogisticFit(0.0, float(y.mean()), 0.0, 1.0, converged=False)
     slope, intercept = np.polyfit(pred, y, 1)
     return LogisticFit(float(slope), float(intercept), 0.0, 1.0, converged=False)
 
 
 def plcc_logistic(pred, y) -> float:
-    """Pearson correlation after the 4-parameter logistic fit of ``pred`` to ``y``."""
+    """Pearson correlation after the 4-parameter logistic fit of ``pred`` to ``y``.
+
+    Signed like the fitted curve: negative when it decreases, i.e. when the
+    predictions run against the scores (a plain correlation of the fitted
+    values would always be positive and hide that).
+    """
     pred, y = _pair(pred, y)
-    return _pearson(logistic_fit(pred, y)(pred), y)
+    fit = logistic_fit(pred, y)
+    increasing = fit.b1 > 0 if not fit.converged else fit.b1 > fit.b2
+    value = _pearson(fit(pred), y)
+    return value if increasing or math.isnan(value) else -abs(value)
 
 
 def all_metrics(pred, y) -> dict[str, float]:

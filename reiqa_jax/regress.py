@@ -579,7 +579,9 @@ def _scatter(result: ProtocolResult, path: Path, *, title: str = "") -> None:
     try:
         fit = metrics.logistic_fit(prediction, y)
         grid = np.linspace(prediction.min(), prediction.max(), 200)
-        ax.plot(grid, fit(grid), color="C3", lw=1.5, label="4-parameter logistic fit")
+        label = ("4-parameter logistic fit" if fit.converged else
+                 "straight-line fit (the logistic did not fit)")
+        ax.plot(grid, fit(grid), color="C3", lw=1.5, label=label)
         ax.legend(loc="best", fontsize=8)
     except ValueError:
         pass

@@ -52,7 +52,11 @@ def test_logistic_fit_handles_decreasing_relations():
     rng = np.random.default_rng(2)
     x = rng.uniform(0, 100, 300)  # e.g. DMOS-like predictions against MOS
     y = metrics.logistic4(x, 1.0, 5.0, 50.0, 10.0) + rng.normal(0, 0.05, x.size)
-    assert metrics.plcc_logistic(x, y) > 0.99  # the fit turns it into a positive correlation
+    fit = metrics.logistic_fit(x, y)
+    assert fit.converged and fit.b1 < fit.b2  # a decreasing curve fits
+    # Its correlation is as strong as for an increasing one, and keeps the sign of SRCC.
+    assert metrics.plcc_logistic(x, y) < -0.99 < metrics.plcc(x, y)
+    assert metrics.plcc_logistic(-x, y) > 0.99
 
 
 def test_degenerate_inputs():
@@ -66,3 +70,11 @@ def test_degenerate_inputs():
         metrics.plcc([1, np.nan, 3], [1, 2, 3])
     result = metrics.all_metrics(PRED, TID_MOS)
     assert set(result) == {"srcc", "plcc", "plcc_raw"}
+
+
+def test_too_few_points_for_the_logistic_fall_back_to_a_line():
+    fit = metrics.logistic_fit([1.0, 2.0, 3.0, 4.0], [2.0, 4.1, 5.9, 8.0])
+    assert not fit.converged
+    assert metrics.plcc_logistic([1.0, 2.0, 3.0], [3.0, 1.0, 2.0]) == pytest.approx(
+        metrics.plcc([1.0, 2.0, 3.0], [3.0, 1.0, 2.0]))
+    assert math.isnan(metrics.plcc_logistic([1.0, 1.0, 1.0, 1.0, 1.0], [1, 2, 3, 4, 5]))

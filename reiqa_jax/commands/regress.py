@@ -1,4 +1,4 @@
-"""``reiqa regress``: the Re-IQA regression protocol on extracted features."""
+"""reiqa regress: the Re-IQA regression protocol on extracted features."""
 from __future__ import annotations
 
 import sys
@@ -8,40 +8,48 @@ from reiqa_jax.commands import error
 
 HELP = "fit and evaluate the quality regressor on features + subjective scores"
 DESCRIPTION = """\
-Joins subjective scores to features from `reiqa extract` and runs the Re-IQA
+Joins subjective scores to features from reiqa extract and runs the Re-IQA
 protocol: 10 random 70/10/20 train/validation/test splits (disjoint by group
 when the CSV has a group column), Ridge and ElasticNet with the penalty chosen
 by validation SRCC, test SRCC and PLCC (after a 4-parameter logistic fit, and
 raw). Prints a table and writes OUT/report.json and OUT/scatter.png.
 
 SCORES.csv has the columns path,score[,group] (header optional). Each path is
-matched to the features first as written (as it was given to `reiqa extract`),
+matched to the features first as written (as it was given to reiqa extract),
 then as a file path relative to the CSV's folder. Rows with no features are
 counted and named on stderr. Give group (e.g. the reference image of a
 synthetically distorted dataset) so that no content is in both training and
 test.
 
 --save MODEL_DIR refits the chosen regressor on all images and writes a model
-folder for `reiqa score`: the regressor as plain arrays plus copies of the two
+folder for reiqa score: the regressor as plain arrays plus copies of the two
 encoder checkpoints that made the features (recorded in FEATURES.npz by
-`reiqa extract`, or given with --quality-ckpt / --content-ckpt)."""
+reiqa extract, or given with --quality-ckpt / --content-ckpt).
+
+Example:
+  reiqa extract --quality-ckpt ckpt/quality --content-ckpt ckpt/content \\
+      -o feats.npz scores.csv
+  reiqa regress feats.npz scores.csv --out report --save my_model"""
 
 FEATURE_CHOICES = ("auto", "reiqa", "quality", "content")
 
 
 def add_arguments(p) -> None:
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("features_file", type=Path, metavar="FEATURES.npz",
-                   help="features written by `reiqa extract`")
+                   help="features written by reiqa extract")
     p.add_argument("scores_file", type=Path, metavar="SCORES.csv",
                    help="subjective scores: path,score[,group]")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="folder for report.json and scatter.png")
     p.add_argument("--save", type=Path, metavar="MODEL_DIR",
-                   help="also write a model folder for `reiqa score`")
-    p.add_argument("--quality-ckpt", type=Path,
+                   help="also write a model folder for reiqa score")
+    p.add_argument("--quality-ckpt", type=Path, metavar="DIR",
                    help="quality encoder checkpoint for --save (default: the one recorded "
                         "in FEATURES.npz)")
-    p.add_argument("--content-ckpt", type=Path,
+    p.add_argument("--content-ckpt", type=Path, metavar="DIR",
                    help="content encoder checkpoint for --save (default: the one recorded "
                         "in FEATURES.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")

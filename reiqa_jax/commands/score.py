@@ -1,4 +1,4 @@
-"""``reiqa score``: quality scores of images from a model folder."""
+"""reiqa score: quality scores of images from a model folder."""
 from __future__ import annotations
 
 import sys
@@ -8,20 +8,26 @@ from reiqa_jax.commands import error
 
 HELP = "quality scores of images (CSV path,score; higher = better)"
 DESCRIPTION = """\
-Scores images with a model folder made by `reiqa regress --save` (or
-`reiqa evaluate --save`): both Re-IQA encoders and the regressor. Writes a CSV
+Scores images with a model folder made by reiqa regress --save (or
+reiqa evaluate --save): both Re-IQA encoders and the regressor. Writes a CSV
 with the columns path,score to OUT.csv (or to the screen); higher scores mean
 better quality, whatever the training scores were. An image that cannot be
 read is named on stderr and gets an empty score in the CSV.
 
-Exit status: 0 all images scored, 1 some could not be scored, 2 usage error."""
+Exit status: 0 all images scored, 1 some could not be scored, 2 usage error.
+
+Example:
+  reiqa score photos/ more.jpg --model my_model -o scores.csv"""
 
 
 def add_arguments(p) -> None:
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) or .csv/.txt lists")
     p.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR",
-                   help="model folder from `reiqa regress --save`")
+                   help="model folder from reiqa regress --save")
     p.add_argument("-o", "--output", type=Path, metavar="OUT.csv",
                    help="output CSV (default: print to the screen)")
     p.add_argument("--batch-size", type=int, default=8,

@@ -21,9 +21,11 @@ spellings (KonIQ-10k, LIVE-C, LIVEC, FLIVE, LIVE-FB, TID2013, ...).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +109,10 @@ def prepare(name: str, manual_dir, *, data_dir, config: str = "labels"):
     if not manual_dir.is_dir():
         raise DatasetError(f"manual_dir {manual_dir} is not a folder")
     try:
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+        # TFDS prints its progress messages on stdout; keep stdout for results.
+        with contextlib.redirect_stdout(sys.stderr):
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
     except AssertionError as exc:  # TFDS's own manual_dir checks
         raise DatasetError(" ".join(str(exc).split())[:300]) from None
     return builder

@@ -17,7 +17,7 @@ class Spaq(core.IQABuilder):
     HIGHER_IS_BETTER = True
     DESCRIPTION = ("SPAQ: 11,125 photos taken with 66 smartphones, full resolution (about "
                    "4000x3000), rated in the lab; MOS on 0-100. The images are large: the "
-                   "'labels' config avoids a second copy, and `reiqa evaluate` scales them "
+                   "'labels' config avoids a second copy, and reiqa evaluate scales them "
                    "to a shorter side of 512 px by default, as the SPAQ authors did.")
     HOMEPAGE = "https://github.com/h4nwei/SPAQ"
     CITATION = """@inproceedings{fang2020perceptual,

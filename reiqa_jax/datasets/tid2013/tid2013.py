@@ -39,7 +39,7 @@ class Tid2013(core.IQABuilder):
   journal={Signal Processing: Image Communication}, volume={30}, pages={57--77}, year={2015}}"""
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Download tid2013.rar from https://www.ponomarenko.info/tid2013.htm and extract
-it (e.g. `unrar x tid2013.rar` or `7z x tid2013.rar`) into manual_dir, which
+it (e.g. with "unrar x tid2013.rar" or "7z x tid2013.rar") into manual_dir, which
 then holds
   manual_dir/distorted_images/      (i01_01_1.bmp ... 3,000 files)
   manual_dir/reference_images/      (i01.bmp ... 25 files)
