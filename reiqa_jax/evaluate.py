@@ -6,8 +6,8 @@ the given encoders (``reiqa_jax.extract``), runs the protocol of
 ``reiqa_jax.regress`` with the reference content as the split group on
 synthetic datasets, and writes the report beside the paper's numbers.
 
-Feature extraction is the long part (about 0.5 s per 512x384 image and
-encoder pair on 2 CPU cores), so it is cached in ``out_dir/features/``, in
+Feature extraction is the long part (about 0.6 s per 512x384 image for both
+ResNet-50 encoders on 2 CPU cores), so it is cached in ``out_dir/features/``, in
 chunks of ``chunk`` images: a second run, or a run that was interrupted,
 extracts only what is missing. A chunk is reused only when its image list
 and its fingerprint (the checkpoint files, dtype, shorter side) match.
