@@ -222,6 +222,8 @@ def evaluate_dataset(name: str, manual_dir, *, quality_ckpt=None, content_ckpt=N
     if shorter_side == "default":
         shorter_side = spec.shorter_side
     shorter_side = shorter_side or None
+    log(f"reiqa evaluate: reading the {spec.title} labels in {manual_dir} "
+        f"(TFDS build in {data_dir})")
     records = datasets.load_records(spec.name, manual_dir, data_dir=data_dir, config=config)
     log(f"reiqa evaluate: {spec.title}: {len(records.paths)} images "
         f"({'lower' if not records.higher_is_better else 'higher'} score = better quality)"

@@ -192,7 +192,7 @@ def load_quality_model(model_dir) -> QualityModel:
         header = json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelDirError(f"{model_dir} is not a model directory (no {MODEL_JSON}; make one "
-                            f"with `reiqa regress ... --save {model_dir}`)") from None
+                            f"with reiqa regress ... --save {model_dir})") from None
     except (OSError, ValueError) as exc:
         raise ModelDirError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
     if header.get("format") != MODEL_FORMAT:

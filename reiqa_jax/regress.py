@@ -704,7 +704,7 @@ def read_features(path) -> FeatureFile:
     except (OSError, ValueError) as exc:
         raise ProtocolError(f"cannot read features {path}: {' '.join(str(exc).split())}") from None
     if "paths" not in arrays:
-        raise ProtocolError(f"{path} has no 'paths' array: not a `reiqa extract` file")
+        raise ProtocolError(f"{path} has no 'paths' array: not a reiqa extract file")
     paths = [str(p) for p in arrays["paths"]]
     blocks = {n: arrays[n] for n in FEATURE_ORDER if n in arrays}
     if not blocks:

@@ -121,8 +121,8 @@ def run(args) -> int:
             progress=not args.no_progress,
             config="labels_dmos" if args.lower_is_better else "labels")
     except DatasetError as exc:
-        return error("evaluate", f"{exc} (reiqa evaluate {spec.name} --instructions shows the "
-                     f"expected files)")
+        return error("evaluate", f"{exc} (reiqa evaluate {spec.name} --instructions lists the "
+                     f"files it needs)")
     except ProtocolError as exc:
         return error("evaluate", str(exc))
     result = evaluation.result

@@ -24,8 +24,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import io
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,8 +109,9 @@ def prepare(name: str, manual_dir, *, data_dir, config: str = "labels"):
     if not manual_dir.is_dir():
         raise DatasetError(f"manual_dir {manual_dir} is not a folder")
     try:
-        # TFDS prints its progress messages on stdout; keep stdout for results.
-        with contextlib.redirect_stdout(sys.stderr):
+        # TFDS prints "Downloading and preparing ..." on stdout, though nothing is
+        # downloaded; keep stdout for results (its progress bars stay on stderr).
+        with contextlib.redirect_stdout(io.StringIO()):
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
     except AssertionError as exc:  # TFDS's own manual_dir checks

@@ -235,8 +235,7 @@ def find_file(manual_dir: Path, name: str, *, what: str, max_depth: int = 4,
             return found[0]
         level = below
     kind = "folder" if directory else "file"
-    raise DatasetError(f"{what}: no {kind} named {name} in {manual_dir} "
-                       f"(see the dataset's manual download instructions)")
+    raise DatasetError(f"{what}: no {kind} named {name} in {manual_dir}")
 
 
 def relative(path: Path, manual_dir: Path) -> str:
