@@ -716,12 +716,18 @@ def read_features(path) -> FeatureFile:
     failed = [str(p) for p in arrays.get("failed", np.zeros(0, str))]
     failed_entries = ([str(p) for p in arrays["failed_entries"]] if "failed_entries" in arrays
                       else list(failed))
-    checkpoints = {n: str(arrays[f"{n}_ckpt"]) if f"{n}_ckpt" in arrays else ""
-                   for n in ("quality", "content")}
+    checkpoints = {n: _scalar_text(arrays.get(f"{n}_ckpt")) for n in ("quality", "content")}
     return FeatureFile(path=path, paths=paths, entries=entries, blocks=blocks, failed=failed,
                        failed_entries=failed_entries,
                        errors=[str(e) for e in arrays.get("errors", np.zeros(0, str))],
                        checkpoints=checkpoints)
+
+
+def _scalar_text(value) -> str:
+    """A 0-d (or one-element) string array as str; '' when absent or empty."""
+    if value is None or np.size(value) == 0:
+        return ""
+    return str(np.asarray(value).reshape(-1)[0])
 
 
 @dataclasses.dataclass

@@ -91,3 +91,9 @@ def test_wrong_manual_dir_is_one_line(tmp_path):
     next((tmp_path / "tid" / "distorted_images").glob("i01_01_1.bmp")).unlink()
     with pytest.raises(core.DatasetError, match="1 listed image.*missing.*i01_01_1.bmp"):
         datasets.prepare("tid2013", tmp_path / "tid", data_dir=tmp_path / "tfds")
+    (tmp_path / "tid" / "mos_with_names.txt").write_text("5.5 i01_01_2.bmp\n")
+    (tmp_path / "kadid" / "images").mkdir(parents=True)
+    iqa_fixtures.photo(0).save(tmp_path / "kadid" / "images" / "I01_01_01.png")
+    (tmp_path / "kadid" / "dmos.csv").write_text("dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,high,0\n")
+    with pytest.raises(core.DatasetError, match="unexpected content"):
+        datasets.prepare("kadid10k", tmp_path / "kadid", data_dir=tmp_path / "tfds")

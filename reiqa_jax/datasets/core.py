@@ -136,7 +136,14 @@ class IQABuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         manual_dir = Path(dl_manager.manual_dir)
-        records = self.records(manual_dir)
+        try:
+            records = self.records(manual_dir)
+        except DatasetError:
+            raise
+        except (ValueError, KeyError, IndexError, TypeError) as exc:  # a malformed label file
+            raise DatasetError(f"{self.name}: unexpected content in the label files of "
+                               f"{manual_dir}: {type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())}") from None
         if not records:
             raise DatasetError(f"no labelled images found in {manual_dir}")
         return {"train": self._generate_examples(manual_dir, records)}
