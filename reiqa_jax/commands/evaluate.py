@@ -106,6 +106,7 @@ def run(args) -> int:
 
     import tensorflow_datasets as tfds
 
+    from reiqa_jax.checkpoint import CheckpointError
     from reiqa_jax.datasets.core import DatasetError
     from reiqa_jax.evaluate import evaluate_dataset
     from reiqa_jax.regress import ProtocolError, fit_final, format_table
@@ -123,8 +124,10 @@ def run(args) -> int:
     except DatasetError as exc:
         return error("evaluate", f"{exc} (reiqa evaluate {spec.name} --instructions lists the "
                      f"files it needs)")
-    except ProtocolError as exc:
+    except (ProtocolError, CheckpointError) as exc:
         return error("evaluate", str(exc))
+    except OSError as exc:
+        return error("evaluate", " ".join(str(exc).split()))
     result = evaluation.result
     paper = (spec.paper_srcc, spec.paper_plcc) if spec.paper_srcc is not None else None
     print(format_table(result, paper=paper,

@@ -133,7 +133,10 @@ def run(args) -> int:
              "scores_file": str(args.scores_file),
              "left_out": {"no_features": joined.unmatched, "failed": joined.failed,
                           "duplicates": joined.duplicates}}
-    write_report(result, args.out, extra=extra, title=args.scores_file.name)
+    try:
+        write_report(result, args.out, extra=extra, title=args.scores_file.name)
+    except OSError as exc:
+        return error("regress", f"cannot write the report: {' '.join(str(exc).split())}")
     print(format_table(result, title=f"{args.scores_file} x {args.features_file} "
                                      f"({'+'.join(names)}, {x.shape[1]}-d)"))
     print(f"reiqa regress: report -> {args.out / 'report.json'}, {args.out / 'scatter.png'}",

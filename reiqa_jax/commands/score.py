@@ -68,7 +68,10 @@ def run(args) -> int:
                                  progress=not args.no_progress, on_error=warn)
     except ModelDirError as exc:
         return error("score", str(exc))
-    write_scores_csv(rows, args.output)
+    try:
+        write_scores_csv(rows, args.output)
+    except OSError as exc:
+        return error("score", f"cannot write {args.output}: {' '.join(str(exc).split())}")
     failed = sum(row.score is None for row in rows)
     where = f" -> {args.output}" if args.output else ""
     print(f"reiqa score: {len(rows) - failed} of {len(rows)} image(s) scored{where}"
