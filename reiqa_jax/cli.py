@@ -17,6 +17,9 @@ COMMANDS = (
     "train",
     "export",
     "extract",
+    "score",
+    "regress",
+    "evaluate",
     "convert",
 )
 

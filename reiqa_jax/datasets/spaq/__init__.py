@@ -1,0 +1,4 @@
+"""The Spaq builder (TFDS, manual download)."""
+from reiqa_jax.datasets.spaq.spaq import Spaq
+
+__all__ = ["Spaq"]

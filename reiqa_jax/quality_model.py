@@ -1,0 +1,249 @@
+"""Self-contained quality models: two encoders + a regressor in one folder, and scoring.
+
+A model directory ``M`` holds everything ``reiqa score`` needs::
+
+    M/reiqa_model.json   {"format": "reiqa-jax-quality-model", "version": 1,
+                          "features": ["content", "quality"],
+                          "encoders": {"content": "content", "quality": "quality"},
+                          "higher_is_better": true | false  (of the training scores),
+                          "output": "higher is better", "source": {...}, "meta": {...}}
+    M/regressor.npz      coef, intercept, mean, scale (float64; see reiqa_jax.regress.Regressor)
+    M/regressor.json     model, alpha, l1_ratio, score direction and range, features
+    M/content/           content-aware encoder checkpoint (reiqa_jax.checkpoint format)
+    M/quality/           quality-aware encoder checkpoint
+
+Only the encoders the regressor reads are stored. Scores are always
+higher-is-better: a regressor trained on DMOS is mirrored (see
+``Regressor.quality``), and the JSON says so. Nothing is pickled.
+
+Python API::
+
+    from reiqa_jax.quality_model import make_model_dir, load_quality_model, score_images
+    make_model_dir("model/", regressor, quality_ckpt="ckpt/q", content_ckpt="ckpt/c")
+    rows = score_images(["photos/", "one.jpg"], "model/")   # [ScoredImage(path, score, error)]
+    model = load_quality_model("model/"); model.score_paths(paths)   # reuse loaded encoders
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from reiqa_jax.regress import Regressor
+
+MODEL_FORMAT = "reiqa-jax-quality-model"
+MODEL_VERSION = 1
+MODEL_JSON = "reiqa_model.json"
+ENCODERS = ("content", "quality")
+
+
+class ModelDirError(ValueError):
+    """A model directory that cannot be made or used; the message is one line."""
+
+
+def make_model_dir(model_dir, regressor: Regressor, *, quality_ckpt=None, content_ckpt=None,
+                   meta: dict | None = None, overwrite: bool = False) -> Path:
+    """Writes a self-contained model directory; returns its path.
+
+    The encoder checkpoint directories the regressor needs (its ``features``)
+    are copied in whole; the regressor is saved as plain arrays. Writing goes
+    to a temporary sibling renamed into place, so a failed call leaves nothing
+    half-written. An existing ``model_dir`` is replaced only with ``overwrite``.
+    Raises ModelDirError (one line).
+    """
+    from reiqa_jax.checkpoint import CheckpointError, read_header
+
+    model_dir = Path(model_dir)
+    given = {"quality": quality_ckpt, "content": content_ckpt}
+    needed = [name for name in regressor.features if name in ENCODERS]
+    if set(regressor.features) - set(ENCODERS):
+        raise ModelDirError(f"unknown feature blocks {list(regressor.features)}")
+    sources = {}
+    for name in needed:
+        if not given[name]:
+            raise ModelDirError(f"the regressor reads {name} features but no {name} encoder "
+                                f"checkpoint was given")
+        source = Path(given[name]).expanduser().resolve()
+        try:
+            read_header(source)
+        except (CheckpointError, FileNotFoundError, OSError) as exc:
+            raise ModelDirError(f"{name} checkpoint {source}: {' '.join(str(exc).split())}") from None
+        sources[name] = source
+    if model_dir.exists() and not overwrite:
+        raise ModelDirError(f"{model_dir} already exists (choose another folder or overwrite it)")
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", dir=model_dir.parent))
+    try:
+        for name, source in sources.items():
+            shutil.copytree(source, tmp / name)
+        regressor.save(tmp)
+        header = {
+            "format": MODEL_FORMAT, "version": MODEL_VERSION,
+            "features": list(regressor.features),
+            "encoders": {name: name for name in needed},
+            "higher_is_better": regressor.higher_is_better,
+            "output": "higher is better" + ("" if regressor.higher_is_better else
+                                             " (DMOS predictions mirrored within the training "
+                                             "score range)"),
+            "source": {name: str(path) for name, path in sources.items()},
+            "meta": meta or {},
+        }
+        (tmp / MODEL_JSON).write_text(json.dumps(header, indent=2) + "\n")
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        os.replace(tmp, model_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return model_dir
+
+
+@dataclasses.dataclass
+class ScoredImage:
+    """One input image: ``score`` (higher is better) or None with the ``error``."""
+
+    path: str
+    score: float | None
+    error: str | None = None
+
+
+class QualityModel:
+    """A loaded model directory: ``regressor`` plus its encoders (loaded on first use)."""
+
+    def __init__(self, directory, header: dict, regressor: Regressor):
+        self.directory = Path(directory)
+        self.header = header
+        self.regressor = regressor
+        self._encoders: dict[str, object] = {}
+        self._dtype = None
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.regressor.features
+
+    def encoders(self, dtype: str = "float32") -> dict:
+        """{"content": ReIQAModel, "quality": ReIQAModel} (those the regressor reads)."""
+        if self._dtype != dtype:
+            import jax.numpy as jnp
+
+            from reiqa_jax.checkpoint import CheckpointError, load_model
+
+            compute = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]
+            self._encoders = {}
+            for name in self.features:
+                folder = self.directory / self.header["encoders"][name]
+                try:
+                    self._encoders[name] = load_model(folder, dtype=compute)
+                except (CheckpointError, FileNotFoundError, OSError) as exc:
+                    raise ModelDirError(f"{name} encoder {folder}: "
+                                        f"{' '.join(str(exc).split())}") from None
+            self._dtype = dtype
+        return self._encoders
+
+    def predict_features(self, blocks: dict[str, np.ndarray]) -> np.ndarray:
+        """{"content": (N, D), "quality": (N, D)} -> (N,) higher-is-better scores."""
+        x = np.concatenate([blocks[name] for name in self.features], axis=1)
+        if x.shape[1] != self.regressor.n_features:
+            raise ModelDirError(f"the encoders give {x.shape[1]} features but the regressor "
+                                f"expects {self.regressor.n_features}")
+        return self.regressor.quality(x)
+
+    def score_paths(self, paths: Sequence[str], *, batch_size: int = 8, dtype: str = "float32",
+                    exif_transpose: bool = False, max_pixels: int | None = None,
+                    progress: bool = False,
+                    on_error: Callable[[str, str], None] | None = None) -> list[ScoredImage]:
+        """Scores image files, in order; unreadable ones get ``score=None`` and the reason."""
+        from reiqa_jax.extract import FeatureExtractor
+        from reiqa_jax.images import DEFAULT_MAX_PIXELS
+
+        paths = [str(p) for p in paths]
+        if not paths:
+            return []
+        encoders = self.encoders(dtype)
+        extractor = FeatureExtractor(quality_model=encoders.get("quality"),
+                                     content_model=encoders.get("content"),
+                                     batch_size=batch_size, exif_transpose=exif_transpose,
+                                     max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+        features = extractor.extract(paths, progress=progress, on_error=on_error)
+        scores = {}
+        if features.paths:
+            blocks = {name: getattr(features, name) for name in self.features}
+            for path, value in zip(features.paths, self.predict_features(blocks)):
+                scores.setdefault(path, float(value))
+        errors = dict(zip(features.failed, features.errors))
+        return [ScoredImage(p, scores.get(p), None if p in scores else
+                            errors.get(p, "not scored")) for p in paths]
+
+
+def load_quality_model(model_dir) -> QualityModel:
+    """Reads a model directory's JSON and regressor (encoders load on first use)."""
+    model_dir = Path(model_dir)
+    path = model_dir / MODEL_JSON
+    try:
+        header = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelDirError(f"{model_dir} is not a model directory (no {MODEL_JSON}; make one "
+                            f"with reiqa regress ... --save {model_dir})") from None
+    except (OSError, ValueError) as exc:
+        raise ModelDirError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+    if header.get("format") != MODEL_FORMAT:
+        raise ModelDirError(f"{path} is not a {MODEL_FORMAT} file")
+    if header.get("version", 0) > MODEL_VERSION:
+        raise ModelDirError(f"{path} has version {header['version']}; this reiqa-jax reads "
+                            f"up to {MODEL_VERSION}")
+    try:
+        regressor = Regressor.load(model_dir)
+    except ValueError as exc:
+        raise ModelDirError(str(exc)) from None
+    for name in regressor.features:
+        if name not in header.get("encoders", {}):
+            raise ModelDirError(f"{path} names no {name} encoder, which the regressor needs")
+    return QualityModel(model_dir, header, regressor)
+
+
+def score_images(inputs: Sequence[str], model_dir, *, batch_size: int = 8,
+                 dtype: str = "float32", exif_transpose: bool = False,
+                 max_pixels: int | None = None, progress: bool = False,
+                 on_error: Callable[[str, str], None] | None = None) -> list[ScoredImage]:
+    """Quality scores (higher is better) of images, in input order.
+
+    inputs: image files, folders and .csv/.txt lists, as ``reiqa extract``
+    takes them (``reiqa_jax.inputs.expand_inputs``; raises its InputError for
+    an input that does not exist). Unreadable images come back with
+    ``score=None`` and a one-line ``error``; ``on_error(path, message)`` is
+    called for each as it happens.
+    """
+    from reiqa_jax.inputs import expand_inputs
+
+    model = load_quality_model(model_dir)
+    paths = expand_inputs([str(i) for i in inputs]).paths
+    return model.score_paths(paths, batch_size=batch_size, dtype=dtype,
+                             exif_transpose=exif_transpose, max_pixels=max_pixels,
+                             progress=progress, on_error=on_error)
+
+
+def write_scores_csv(rows: Sequence[ScoredImage], out=None) -> None:
+    """Writes ``path,score`` rows (empty score for a failed image) to a path or stdout."""
+    def emit(handle):
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["path", "score"])
+        for row in rows:
+            writer.writerow([row.path, "" if row.score is None else f"{row.score:.6g}"])
+
+    if out is None or str(out) == "-":
+        emit(sys.stdout)
+        sys.stdout.flush()
+        return
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        emit(handle)
