@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_parser(name, help=module.HELP, add_help=False)
             continue
         p = sub.add_parser(name, help=module.HELP,
-                           description=getattr(module, "DESCRIPTION", module.HELP))
+                           description=getattr(module, "DESCRIPTION", module.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
     args = parser.parse_args(argv)
     return _module(args.command).run(args)

@@ -125,9 +125,13 @@ def checkpoint_manager(workdir: Path, *, keep: int, read_only: bool = False):
     """
     import orbax.checkpoint as ocp
 
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
-                                           enable_async_checkpointing=not read_only,
-                                           read_only=read_only)
+    if read_only:  # what orbax would otherwise set itself, with a warning each
+        options = ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                               save_interval_steps=0, max_to_keep=None,
+                                               enable_async_checkpointing=False)
+    else:
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                               enable_async_checkpointing=True)
     if read_only and jax.process_count() > 1:
         me = jax.process_index()
         options.multiprocessing_options = ocp.options.MultiprocessingOptions(
