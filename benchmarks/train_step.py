@@ -1,0 +1,257 @@
+"""Training-step throughput: the whole jitted step (augmentation included), its
+augmentation share, and the same MoCo step in PyTorch, side by side in one run.
+
+For each device count, in a fresh process (JAX fixes its device count at start):
+
+* ``full``: ``train.make_train_step`` on uint8 384x512 tiles of real photos:
+  the 26 distortions, crops, scale 2, key forward with shuffle BN, query
+  forward and backward, LARS, EMA, queue push — pairs/s;
+* ``views``: the augmentation alone (``train.make_view_fn`` under the same
+  shard_map) — its time over the full step's is the augmentation share;
+* ``model``: the step on ready crops (no augmentation) — pairs/s;
+* ``torch`` (one device only): the official step restated in PyTorch
+  (``tests/reference_moco_torch.py``: shuffle BN, query forward/backward,
+  LARS, EMA, queue) on the same ready crops, on CUDA when there is one.
+
+    .venv/bin/python benchmarks/train_step.py                       # CPU default below
+    .venv/bin/python benchmarks/train_step.py --images 13 --dtype bfloat16 --devices 1
+    .venv/bin/python benchmarks/train_step.py --write-results       # add to RESULTS.md
+
+Default (CPU): ResNet-50, 1 image per device x 24 pairs (11 distorted + pristine,
+2 scales) of 160 x 160, queue 65,536 — the official per-device shape is 13
+images; on a 2-core CPU one such step takes minutes. A pair = one query and
+one key crop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _best(run, repeats: int) -> float:
+    run()  # compile / warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _config(args, devices: int):
+    from reiqa_jax.config_file import load_config
+
+    c = load_config("reiqa_quality_r50")
+    c.model.depth = args.depth
+    c.batch_size = args.images * devices
+    c.dtype = args.dtype
+    c.views.n_aug = args.n_aug
+    c.views.patch_size = args.patch
+    return c
+
+
+def _tiles(n: int):
+    import numpy as np
+
+    from reiqa_jax.data.sample_photos import COLOR, load_sample_photo
+    from reiqa_jax.data.tiles import sample_tile, stack_tiles
+
+    rng = np.random.default_rng(0)
+    tiles = [sample_tile(rng, load_sample_photo(COLOR[i % 4])) for i in range(n)]
+    batch = stack_tiles(tiles)
+    batch["skipped"] = np.zeros((n,), np.int32)
+    return batch
+
+
+def worker(args) -> dict:
+    """Runs in a process with ``args.devices_now`` devices; returns the timings."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from reiqa_jax import optim, train
+
+    devices = len(jax.devices())
+    config = _config(args, devices)
+    mesh = train.make_mesh()
+    sharding = NamedSharding(mesh, P(train.DATA_AXES))
+    tx = optim.make_optimizer(config)
+    view_fn = train.make_view_fn(config)
+    batch = {k: jax.device_put(v, sharding) for k, v in _tiles(config.batch_size).items()}
+    pairs = config.batch_size * train.pairs_per_image(config)
+
+    state = train.create_train_state(config, mesh, tx)
+    step = train.make_train_step(config, mesh, tx, view_fn)
+    holder = {"state": state}
+
+    def full():
+        holder["state"], m = step(holder["state"], batch, np.float32(1.0))
+        jax.block_until_ready(m["loss"])
+
+    t_full = _best(full, args.repeats)
+
+    def views_only(batch):
+        def per_device(b):
+            index = jax.lax.axis_index(train.DATA_AXES)
+            q, k = view_fn(jax.random.fold_in(jax.random.key(0), index), b)
+            return q, k
+        spec = jax.tree.map(lambda _: P(train.DATA_AXES), batch)
+        return jax.shard_map(per_device, mesh=mesh, in_specs=(spec,),
+                             out_specs=(P(train.DATA_AXES), P(train.DATA_AXES)))(batch)
+
+    views = jax.jit(views_only)
+    crops = views(batch)
+    t_views = _best(lambda: jax.block_until_ready(views(batch)), args.repeats)
+
+    ready = {"x1": crops[0], "x2": crops[1]}
+    model_step = train.make_train_step(config, mesh, tx, None)
+
+    def model():
+        holder["state"], m = model_step(holder["state"], ready, np.float32(1.0))
+        jax.block_until_ready(m["loss"])
+
+    t_model = _best(model, args.repeats)
+    out = {"devices": devices, "pairs": pairs, "full_s": t_full, "views_s": t_views,
+           "model_s": t_model, "backend": jax.default_backend(),
+           "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__}
+    if devices == 1 and not args.no_torch:
+        out.update(torch_step(args, np.asarray(crops[0]), np.asarray(crops[1])))
+    return out
+
+
+def torch_step(args, x1, x2) -> dict:
+    """The official step in PyTorch on the same crops (data already on the device)."""
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from reference_moco_torch import official_step
+    from torch_reference import ReIQANet
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = ReIQANet(args.depth, 1, 128).to(device)
+    ema = ReIQANet(args.depth, 1, 128).to(device)
+    ema.load_state_dict(model.state_dict())
+    queue = torch.nn.functional.normalize(torch.randn(65536, 128), dim=1).to(device)
+    mus = [torch.zeros_like(p) for p in model.parameters()]
+    q = torch.from_numpy(np.ascontiguousarray(x1.transpose(0, 3, 1, 2))).to(device)
+    k = torch.from_numpy(np.ascontiguousarray(x2.transpose(0, 3, 1, 2))).to(device)
+    perm = torch.randperm(k.shape[0]).to(device)
+    autocast = torch.autocast(device, dtype=torch.bfloat16) if args.dtype == "bfloat16" \
+        else torch.autocast(device, enabled=False)
+
+    def run():
+        with autocast:
+            official_step(model, ema, queue, 0, [q], [k], perm, mus, lr=1.0)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return {"torch_s": _best(run, args.repeats), "torch_device": device,
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def _gpu_count() -> int:
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+        return len([l for l in out.stdout.splitlines() if l.startswith("GPU")])
+    except (OSError, subprocess.SubprocessError):
+        return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--devices", default="1,2,4",
+                   help="device counts to measure (CPU: virtual devices); default 1,2,4")
+    p.add_argument("--images", type=int, default=1, help="images per device (official: 13)")
+    p.add_argument("--n-aug", type=int, default=11, help="distorted versions per image")
+    p.add_argument("--patch", type=int, default=160, help="crop side")
+    p.add_argument("--depth", type=int, default=50, help="ResNet depth")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--repeats", type=int, default=3, help="timed steps (best of)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch step")
+    p.add_argument("--write-results", action="store_true",
+                   help="add the table to benchmarks/RESULTS.md")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print("RESULT " + json.dumps(worker(args)), flush=True)
+        return 0
+
+    rows = []
+    for count in [int(c) for c in args.devices.split(",")]:
+        # CPU: that many virtual devices; GPUs: the first `count` visible ones.
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "tests"), JAX_NUM_CPU_DEVICES=str(count))
+        if _gpu_count() >= count:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(count))
+        cmd = [sys.executable, __file__, "--worker", "--images", str(args.images),
+               "--n-aug", str(args.n_aug), "--patch", str(args.patch), "--depth",
+               str(args.depth), "--dtype", args.dtype, "--repeats", str(args.repeats)]
+        if args.no_torch or count > 1:
+            cmd.append("--no-torch")
+        print(f"measuring {count} device(s) ...", file=sys.stderr, flush=True)
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        line = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
+        if r.returncode or not line:
+            print(r.stderr[-3000:], file=sys.stderr)
+            return 1
+        rows.append(json.loads(line[0][len("RESULT "):]))
+
+    first = rows[0]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    where = (f"{first['backend']} ({first['device_kind']}); CPU {cpu_name()}, "
+             f"{os.cpu_count()} cores")
+    lines = [
+        f"### Training step, {date}, {where}",
+        "",
+        f"`python benchmarks/train_step.py --devices {args.devices} --images {args.images} "
+        f"--n-aug {args.n_aug} --patch {args.patch} --depth {args.depth} --dtype {args.dtype}` "
+        f"(jax {first['jax']}; ResNet-{args.depth}, {args.images} image(s) x "
+        f"{2 * (args.n_aug + 1)} pairs of {args.patch}x{args.patch} per device, queue 65,536, "
+        f"best of {args.repeats})",
+        "",
+        "| devices | pairs/step | full step pairs/s | augmentation share | step on ready crops "
+        "pairs/s | PyTorch step pairs/s | full / PyTorch | ready crops / PyTorch |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        torch_cells = ["-", "-", "-"]
+        if "torch_s" in r:
+            tps = r["pairs"] / r["torch_s"]
+            torch_cells = [f"{tps:.1f} ({r['torch_device']}, {r['torch_threads']} threads)",
+                           f"{r['torch_s'] / r['full_s']:.2f}",
+                           f"{r['torch_s'] / r['model_s']:.2f}"]
+        lines.append(f"| {r['devices']} | {r['pairs']} | {r['pairs'] / r['full_s']:.1f} | "
+                     f"{100 * r['views_s'] / r['full_s']:.0f}% | "
+                     f"{r['pairs'] / r['model_s']:.1f} | " + " | ".join(torch_cells) + " |")
+    text = "\n".join(lines)
+    print(text)
+    if args.write_results:
+        results = Path(__file__).with_name("RESULTS.md")
+        results.write_text(results.read_text().rstrip() + "\n\n" + text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
