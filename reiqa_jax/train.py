@@ -655,7 +655,12 @@ def train_and_evaluate(config, workdir) -> int:
     try:
         pending = None
         for index in range(start, plan.total_steps):
-            batch = next(prefetch)
+            try:
+                batch = next(prefetch)
+            except Exception as exc:  # noqa: BLE001 - grain re-raises workers' errors as is
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                raise TrainError(f"input pipeline failed before step {index + 1}: {text}") \
+                    from None
             state, metrics = train_step(state, batch, np.float32(schedule(index)))
             if pending is not None:  # the previous step's numbers, while this one runs
                 account(*pending)

@@ -183,3 +183,15 @@ def test_content_branch_trains(tmp_path, data):
     assert [m["step"] for m in records] == [1, 2]
     assert records[0]["lr"] == pytest.approx(0.03)  # SGD, cosine from 0.03
     assert json.loads((tmp_path / "content" / "config.json").read_text())["branch"] == "content"
+
+
+def test_nothing_readable_is_a_one_line_error(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"b{i}.jpg").write_bytes(b"\xff\xd8 truncated")
+    r = tt.run_train(tmp_path / "w", folder)
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.splitlines() if l.startswith("reiqa train: error:")]
+    assert len(lines) == 1 and "unreadable images in a row" in lines[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
