@@ -23,18 +23,23 @@ def _module(name: str):
     return importlib.import_module(f"reiqa_jax.commands.{name}")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reiqa-jax")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in COMMANDS and getattr(_module(argv[0]), "OWN_PARSER", False):
-        return _module(argv[0]).main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="reiqa", description="Re-IQA image-quality features, training and scores (JAX).")
+    parser.add_argument("--version", action="version", version=f"reiqa {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = _module(name)
-        if getattr(module, "OWN_PARSER", False):
-            sub.add_parser(name, help=module.HELP, add_help=False)
-            continue
         p = sub.add_parser(name, help=module.HELP,
                            description=getattr(module, "DESCRIPTION", module.HELP))
         module.add_arguments(p)
