@@ -265,8 +265,8 @@ class FeatureExtractor:
         return batches
 
     def _dispatch(self, images: list[LoadedImage], shape: tuple[int, int],
-                  slots: int) -> dict[str, jax.Array]:
-        """Pads one batch into ``shape`` and queues it; returns device arrays (slots, 2 * D)."""
+                  slots: int) -> dict[str, list[jax.Array]]:
+        """Pads one batch into ``shape`` and queues it; returns device arrays [full, half] (slots, D)."""
         height, width = shape
         scales = []
         for scale_shape, pick in (((height, width), lambda im: im.full),
@@ -291,7 +291,7 @@ class FeatureExtractor:
                         masks=jax.tree.map(lambda _: self._batch_sharding, regions.masks),
                         one=self._replicated))
                 features.append(_encode(graphdef, state, pixels, regions_cache[key], mean, std))
-            out[name] = jnp.concatenate(features, axis=1)
+            out[name] = features  # concatenated on the host: no extra program to compile
         return out
 
     # -- the whole job --------------------------------------------------------
@@ -390,10 +390,11 @@ def _collect(dispatched, failures) -> BatchResult:
     indices: list[int] = []
     features: dict[str, list[np.ndarray]] = {}
     for batch_indices, outputs in dispatched:
-        wait_until_ready(list(outputs.values()))
+        wait_until_ready([array for scales in outputs.values() for array in scales])
         indices.extend(batch_indices)
-        for name, value in outputs.items():
-            features.setdefault(name, []).append(np.asarray(value)[:len(batch_indices)])
+        for name, scales in outputs.items():
+            value = np.concatenate([np.asarray(array) for array in scales], axis=1)
+            features.setdefault(name, []).append(value[:len(batch_indices)])
     return BatchResult(indices, {name: np.concatenate(parts).astype(np.float32)
                                  for name, parts in features.items()}, failures)
 

@@ -191,6 +191,7 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
     except ValueError as exc:
         return error("extract", str(exc))
 
+    started = time.monotonic()
     unique = list(dict.fromkeys(expanded.paths))
     todo = [path for path in unique if not partial.is_done(path)]
     done_before = len(unique) - len(todo)
@@ -261,7 +262,8 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
         return error("extract", f"cannot write {final}: {' '.join(str(exc).split())} (the "
                                 f"finished images stay in {partial.directory}; rerun to retry)")
     partial.remove()
-    print(f"reiqa extract: {len(features.paths)} image(s) -> {final}"
+    print(f"reiqa extract: {len(features.paths)} image(s) in {time.monotonic() - started:.1f} s "
+          f"-> {final}"
           + (f"; {len(failed)} input(s) failed (listed above and in its failed array)"
              if failed else ""), file=sys.stderr)
     return 1 if failed else 0

@@ -1,0 +1,43 @@
+"""Size buckets and batch sizes: few shapes, bounded padding, no repeated images."""
+import pytest
+
+from reiqa_jax.buckets import (bucket_shape, bucket_size, images_per_device,
+                               largest_power_of_two, split_batches)
+
+
+def test_grid_bounds_the_padding_and_is_closed_under_halving():
+    sizes = range(1, 5000)
+    buckets = {bucket_size(n) for n in sizes}
+    for n in sizes:
+        b = bucket_size(n)
+        assert b >= n and bucket_size(b) == b  # a bucket is its own bucket
+        assert n <= 32 or b <= 1.25 * n  # at most 25 % per side above 32 px
+    for b in buckets:
+        if b >= 64:
+            assert b // 2 in buckets and b % 2 == 0  # the half scale of a bucket is a bucket
+    assert len(buckets) < 50  # 1..5000 px: a few dozen sizes, not thousands
+    assert bucket_shape(384, 512) == (384, 512)  # KADID / KonIQ half: no padding
+    assert bucket_shape(768, 1024) == (768, 1024)
+    assert bucket_shape(300, 451) == (320, 512)
+
+
+def test_exact_mode_keeps_each_size():
+    assert bucket_shape(301, 451, per_octave=0) == (301, 451)
+    with pytest.raises(ValueError):
+        bucket_size(0)
+
+
+def test_batches_are_bounded_by_pixels_and_never_repeat_images():
+    assert images_per_device(100, 1000, 8) == 8
+    assert images_per_device(300, 1000, 8) == 2  # 3 fit; powers of two only
+    assert images_per_device(1000, 1000, 8) == 1
+    assert images_per_device(1001, 1000, 8) == 0  # does not fit at all
+    assert largest_power_of_two(7) == 4
+    for count in range(0, 40):
+        for per_device, devices in ((8, 1), (4, 2), (1, 3)):
+            batches = split_batches(count, per_device, devices)
+            assert sum(batches) - count < devices  # empty slots only to fill the devices
+            assert all(b % devices == 0 and b <= per_device * devices for b in batches)
+            assert all(largest_power_of_two(b // devices) == b // devices for b in batches)
+    assert split_batches(13, 8) == [8, 4, 1]
+    assert split_batches(3, 2, devices=2) == [2, 2]  # one empty slot on the last device
