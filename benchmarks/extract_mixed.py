@@ -6,8 +6,9 @@ random ResNet-50 Re-IQA models (plain PyTorch, tests/torch_reference.py,
 converted with `reiqa convert`), then times, each in a fresh process:
 
 * PyTorch: the released demos' computation for both encoders, image by image
-  (PIL open + convert('RGB'), half scale by resize((w//2, h//2)), ToTensor,
-  ImageNet Normalize for the content encoder, eval mode, concat(full, half));
+  (benchmarks/torch_demo.py: PIL open + convert('RGB'), half scale by
+  resize((w//2, h//2)), ToTensor, ImageNet Normalize for the content
+  encoder, eval mode, concat(full, half));
 * ours, cold: `reiqa extract` with an empty compilation cache;
 * ours, warm: the same command again (the cache now holds the programs).
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -35,19 +35,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the plain-PyTorch statement of the architecture
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from extract import cpu_name  # noqa: E402  (benchmarks/extract.py)
 MARKERS = ("<!-- extract-scale:begin -->", "<!-- extract-scale:end -->")
+SECTION_TITLE = "## Extraction at dataset scale (`reiqa extract`, issue 8)"
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
           "immunohistochemistry", "retina", "stereo_motorcycle")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def sizes(count: int, seed: int = 0) -> list[tuple[int, int]]:
@@ -100,46 +93,11 @@ def make_checkpoints(root: Path) -> dict[str, Path]:
     return out
 
 
-TORCH_SIDE = r"""
-import json, sys, time
-start = time.perf_counter()
-import numpy as np, torch
-from PIL import Image
-sys.path.insert(0, sys.argv[1])
-from torch_reference import ReIQANet
-MEAN, STD = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-models = {}
-for name in ("quality", "content"):
-    model = ReIQANet()
-    state = torch.load(sys.argv[2] + f"/{name}.pth", weights_only=True)["model"]
-    model.load_state_dict({k[len("module."):]: v for k, v in state.items()})
-    models[name] = model.eval()
-paths = json.loads(sys.argv[3])
-loop = time.perf_counter()
-feats = {name: [] for name in models}
-with torch.inference_mode():
-    for path in paths:
-        image = Image.open(path).convert("RGB")
-        half = image.resize((image.size[0] // 2, image.size[1] // 2))
-        for name, model in models.items():
-            row = []
-            for img in (image, half):
-                # torchvision's ToTensor: HWC uint8 -> contiguous CHW float in [0, 1]
-                x = torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous().float().div(255)
-                if name == "content":
-                    x = (x - MEAN) / STD
-                row.append(model.encoder(x[None]))
-            feats[name].append(torch.cat(row, 1)[0].numpy())
-end = time.perf_counter()
-np.savez(sys.argv[4], **{k: np.stack(v) for k, v in feats.items()})
-print(json.dumps({"extract": end - loop, "process": end - start}))
-"""
-
-
 def run_torch(paths: list[Path], root: Path) -> dict:
+    """benchmarks/torch_demo.py in a fresh process."""
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", TORCH_SIDE, str(ROOT / "tests"), str(root),
+        [sys.executable, str(ROOT / "benchmarks" / "torch_demo.py"), str(root),
          json.dumps([str(p) for p in paths]), str(root / "torch.npz")],
         check=True, capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -192,8 +150,7 @@ def main(argv=None) -> int:
 
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
-        MARKERS[0],
-        "## Mixed-size folder (`benchmarks/extract_mixed.py`)",
+        "### Mixed-size folder (`benchmarks/extract_mixed.py`)",
         "",
         f"- Date: {when}; command: `.venv/bin/python benchmarks/extract_mixed.py"
         + (f" --buckets {args.buckets}" if args.buckets is not None else "") + "`",
@@ -212,17 +169,29 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {row['process']:.1f} | {row['extract']:.1f} | "
                      f"{len(paths) / row['extract']:.2f} | "
                      f"{torch_time['extract'] / row['extract']:.2f}x |")
-    lines.append(MARKERS[1])
     text = "\n".join(lines)
     print(text)
     if args.write_results:
-        results = Path(__file__).with_name("RESULTS.md")
-        old = results.read_text()
-        if MARKERS[0] in old:
-            head, rest = old.split(MARKERS[0], 1)
-            old = head + rest.split(MARKERS[1], 1)[1].lstrip("\n")
-        results.write_text(old.rstrip("\n") + "\n\n" + text + "\n")
+        record("mixed", text)
     return 0
+
+
+def record(block: str, text: str) -> None:
+    """Puts ``text`` into RESULTS.md as sub-block ``block`` of this section (replacing it)."""
+    results = Path(__file__).with_name("RESULTS.md")
+    content = results.read_text()
+    if MARKERS[0] not in content:
+        content = content.rstrip("\n") + f"\n\n{MARKERS[0]}\n{SECTION_TITLE}\n{MARKERS[1]}\n"
+    head, rest = content.split(MARKERS[0], 1)
+    section, tail = rest.split(MARKERS[1], 1)
+    begin, end = f"<!-- extract-scale:{block}:begin -->", f"<!-- extract-scale:{block}:end -->"
+    new = f"{begin}\n{text}\n{end}"
+    if begin in section:
+        before, after = section.split(begin, 1)
+        section = before + new + after.split(end, 1)[1]
+    else:
+        section = section.rstrip("\n") + "\n\n" + new + "\n"
+    results.write_text(head + MARKERS[0] + section + MARKERS[1] + tail)
 
 
 if __name__ == "__main__":

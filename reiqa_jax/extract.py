@@ -8,16 +8,21 @@ The quality encoder sees [0, 1] pixels; the content encoder sees
 ImageNet-normalised ones. Re-IQA's final feature is content ⊕ quality.
 
 Images keep their own size (no resizing, no cropping). To compile few
-programs, each image is zero-padded to a bucket shape (:mod:`reiqa_jax.buckets`)
-and run through the masked encoder (:mod:`reiqa_jax.models.masked`), which
-gives the unpadded image's features; its half scale is padded to half the
-bucket. Images of one bucket share batches. A batch holds at most
-``batch_pixels`` padded pixels per device (by default sized to the device's
-memory) and ``batch_size`` images; an image too large for any batch is
-reported and skipped. Both encoders share one compiled program per
-(bucket, batch size) when their architectures match, and JAX's persistent
-compilation cache (:mod:`reiqa_jax.compile_cache`) keeps the programs for
-the next run. Batches are split across all local devices.
+programs, images are zero-padded and run through the masked encoder
+(:mod:`reiqa_jax.models.masked`), which gives each image's own features:
+
+* a bucket with at least ``CANVAS_BELOW`` images runs in full batches of its
+  bucket shape (:mod:`reiqa_jax.buckets`), the half scales in half that shape;
+* every other image (sparse buckets, the rest of a bucket) is packed, both
+  scales, with others of any size into canvases of one shape, so that a
+  folder of many sizes needs one program instead of one per size.
+
+A batch holds at most ``batch_pixels`` padded pixels per device (by default
+sized to the device's memory) and ``batch_size`` images per bucket batch; an
+image too large for any batch is reported and skipped. Both encoders share
+one compiled program per (shape, batch size) when their architectures match,
+and JAX's persistent compilation cache (:mod:`reiqa_jax.compile_cache`) keeps
+the programs for the next run. Batches are split across all local devices.
 
 Image headers are read first (to plan the batches); pixels are decoded in a
 thread pool (PIL releases the GIL) one batch ahead of the device. An image
@@ -44,12 +49,13 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
-from reiqa_jax.buckets import bucket_shape, images_per_device, largest_power_of_two, split_batches
+from reiqa_jax.buckets import (bucket_shape, bucket_size, fits_canvas, images_per_device,
+                               largest_power_of_two, pack, round_up, split_batches)
 from reiqa_jax.compile_cache import enable_compile_cache
 from reiqa_jax.feature_file import Features, load_features  # noqa: F401 (re-exported)
 from reiqa_jax.images import (DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, check_max_pixels,
                               image_size, load_image, too_many_pixels)
-from reiqa_jax.models.masked import valid_regions
+from reiqa_jax.models.masked import ALIGN, masked_stages, pool_regions, valid_regions
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -66,6 +72,10 @@ ENCODER_INPUTS = {
 # lets one step use MEMORY_FRACTION of the device's memory.
 BYTES_PER_PIXEL = {"float32": 160, "bfloat16": 300}
 MEMORY_FRACTION = 0.5
+# A bucket with fewer images than this does not get programs of its own: its
+# images go into canvases of CANVAS_SHAPE (smaller when batch_pixels is).
+CANVAS_BELOW = 8
+CANVAS_SHAPE = (1024, 1024)
 _FALLBACK_MEMORY = 16 << 30
 
 
@@ -110,24 +120,50 @@ class BatchResult:
     failures: list[tuple[int, str]]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Place:
+    """One image at one scale in a step.
+
+    index: input index; scale: 0 full, 1 half; top, left: where it goes;
+    height, width: the room it has (the image's size from its header in a
+    canvas, the whole padded shape in a bucket batch).
+    """
+
+    index: int
+    scale: int
+    top: int
+    left: int
+    height: int
+    width: int
+
+
 @dataclasses.dataclass
-class _Batch:
-    indices: list[int]
-    shape: tuple[int, int]  # padded full-scale (H, W)
-    slots: int  # batch size, including empty slots for the last devices
+class _Step:
+    """One run of the encoders: ``len(slots)`` padded images of ``shape`` (H, W).
+
+    Each slot holds the images placed in it: one at (0, 0) in a bucket batch,
+    several in a canvas, none in an empty slot (that fills the last devices).
+    """
+
+    shape: tuple[int, int]
+    slots: list[list[_Place]]
+
+    @property
+    def indices(self) -> list[int]:
+        return list(dict.fromkeys(place.index for slot in self.slots for place in slot))
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _encode(graphdef, state, images, regions, mean, std):
-    """(B, H, W, 3) uint8 padded images -> (B, D) float32 encoder features, eval mode.
+    """(B, H, W, 3) uint8 padded images -> the last activation (B, H/32, W/32, D) float32.
 
-    regions: ``valid_regions`` of the images. Module-level, so every
+    Zero outside the images; :func:`pool_regions` averages each image's
+    region. regions: ``valid_regions`` of the images. Module-level, so every
     extractor of the same architecture shares its compilations.
     """
-    from reiqa_jax.models.masked import masked_features
-
     x = (images.astype(jnp.float32) / 255.0 - mean) / std
-    return masked_features(nnx.merge(graphdef, state).encoder, x, regions).astype(jnp.float32)
+    encoder = nnx.merge(graphdef, state).encoder
+    return masked_stages(encoder, x, regions)[-1].astype(jnp.float32)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -147,15 +183,17 @@ class FeatureExtractor:
     batch_pixels: most padded full-scale pixels per device step (default:
     sized to the device's memory, :func:`default_batch_pixels`).
     buckets_per_octave: padding grid (:mod:`reiqa_jax.buckets`); 0 runs every
-    image at its own size. compile_cache: use JAX's persistent compilation
-    cache (:mod:`reiqa_jax.compile_cache`).
+    image at its own size (and packs no canvases). canvases: pack the images
+    of sparse buckets together (see the module docstring); False gives every
+    bucket batches of its own. compile_cache: use JAX's persistent
+    compilation cache (:mod:`reiqa_jax.compile_cache`).
     """
 
     def __init__(self, *, quality_model=None, content_model=None, batch_size: int = 8,
                  exif_transpose: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
                  num_workers: int = 4, devices: Sequence[jax.Device] | None = None,
                  batch_pixels: int | None = None, buckets_per_octave: int = 4,
-                 compile_cache: bool = True):
+                 canvases: bool = True, compile_cache: bool = True):
         models = {"quality": quality_model, "content": content_model}
         self._encoders = {}
         self._geometry = {}
@@ -201,6 +239,10 @@ class FeatureExtractor:
         self.max_pixels = check_max_pixels(max_pixels)
         self.num_workers = max(1, num_workers)
         self.compile_cache = enable_compile_cache() if compile_cache else None
+        self.canvas = None  # exact sizes: no canvases
+        if self.buckets_per_octave and canvases:
+            side = min(CANVAS_SHAPE[0], int(self.batch_pixels ** 0.5) // ALIGN * ALIGN)
+            self.canvas = (side, side * CANVAS_SHAPE[1] // CANVAS_SHAPE[0]) if side else None
 
     # -- pieces ---------------------------------------------------------------
 
@@ -235,10 +277,44 @@ class FeatureExtractor:
             per_device = images_per_device(height * width, self.batch_pixels, self.per_device)
         return (shape, per_device) if per_device else None
 
+    def _in_canvas(self, height: int, width: int) -> bool:
+        return (self.canvas is not None and fits_canvas(height, width, self.canvas)
+                and fits_canvas(height // 2, width // 2, self.canvas))
+
+    def _bucket_steps(self, indices: list[int], shape: tuple[int, int],
+                      slots: int) -> list[_Step]:
+        """A full-scale step of ``shape`` and a half-scale step of half that shape."""
+        steps = []
+        for scale in (0, 1):
+            height, width = shape[0] // (1 + scale), shape[1] // (1 + scale)
+            steps.append(_Step((height, width),
+                               [[_Place(i, scale, 0, 0, height, width)] for i in indices]
+                               + [[] for _ in range(slots - len(indices))]))
+        return steps
+
+    def _canvas_steps(self, indices: list[int], sizes: dict[int, tuple[int, int]]) -> list[_Step]:
+        """Both scales of ``indices`` packed into canvases, one canvas per device per step."""
+        items = [(index, scale, sizes[index][0] // (1 + scale), sizes[index][1] // (1 + scale))
+                 for index in indices for scale in (0, 1)]
+        canvases = [[_Place(*items[item][:2], top, left, *items[item][2:])
+                     for item, top, left in canvas]
+                    for canvas in pack([item[2:] for item in items], self.canvas)]
+        devices = len(self.devices)
+        steps = []
+        for start in range(0, len(canvases), devices):
+            group = canvases[start:start + devices]
+            used = max(place.top + place.height for canvas in group for place in canvas)
+            # The last canvases are often part-filled: cut them to the height used.
+            height = min(self.canvas[0], bucket_size(round_up(used, ALIGN)))
+            steps.append(_Step((height, self.canvas[1]),
+                               group + [[] for _ in range(devices - len(group))]))
+        return steps
+
     def plan(self, paths: Sequence[str], report: Callable[[int, str], None],
-             pool: concurrent.futures.Executor | None = None) -> list[_Batch]:
-        """Batches of input indices from the image headers; unusable inputs are reported."""
+             pool: concurrent.futures.Executor | None = None) -> list[_Step]:
+        """The steps for ``paths``, from the image headers; unusable inputs are reported."""
         sizes = (pool.map(self._size, paths) if pool is not None else map(self._size, paths))
+        known: dict[int, tuple[int, int]] = {}
         groups: dict[tuple[int, int], list[int]] = {}
         capacity: dict[tuple[int, int], int] = {}
         for index, size in enumerate(sizes):
@@ -252,104 +328,137 @@ class FeatureExtractor:
             if fit is None:
                 report(index, self.too_large(*size))
                 continue
+            known[index] = size
             shape, per_device = fit
             groups.setdefault(shape, []).append(index)
             capacity[shape] = per_device
-        batches = []
+        steps, canvas = [], []
+        devices = len(self.devices)
         for shape, members in groups.items():
-            start = 0
-            for slots in split_batches(len(members), capacity[shape], len(self.devices)):
-                chunk = members[start:start + slots]
-                batches.append(_Batch(chunk, shape, slots))
-                start += len(chunk)
-        return batches
+            full = capacity[shape] * devices
+            bucketed = len(members) // full * full if len(members) >= CANVAS_BELOW else 0
+            rest = [i for i in members[bucketed:] if self._in_canvas(*known[i])]
+            alone = [i for i in members[bucketed:] if not self._in_canvas(*known[i])]
+            canvas.extend(rest)
+            for chunk in (members[:bucketed], alone):
+                start = 0
+                for slots in split_batches(len(chunk), capacity[shape], devices):
+                    part = chunk[start:start + slots]
+                    steps.extend(self._bucket_steps(part, shape, slots))
+                    start += len(part)
+        if canvas:
+            steps.extend(self._canvas_steps(canvas, known))
+        return steps
 
-    def _dispatch(self, images: list[LoadedImage], shape: tuple[int, int],
-                  slots: int) -> dict[str, list[jax.Array]]:
-        """Pads one batch into ``shape`` and queues it; returns device arrays [full, half] (slots, D)."""
-        height, width = shape
-        scales = []
-        for scale_shape, pick in (((height, width), lambda im: im.full),
-                                  ((height // 2, width // 2), lambda im: im.half)):
-            pixels = np.zeros((slots, *scale_shape, 3), np.uint8)
-            sizes = np.zeros((slots, 2), np.int64)
-            for row, image in enumerate(images):
-                array = pick(image)
-                pixels[row, :array.shape[0], :array.shape[1]] = array
-                sizes[row] = array.shape[:2]
-            scales.append((jax.device_put(pixels, self._batch_sharding), sizes, scale_shape))
-        out = {}
-        regions_cache = {}
+    def _dispatch(self, step: _Step, images: dict[int, LoadedImage]):
+        """Pads one step and queues it on the devices.
+
+        Returns (places, {encoder: device array of the last activation}, rects):
+        the images run, and their regions at the last resolution.
+        """
+        pixels = np.zeros((len(step.slots), *step.shape, 3), np.uint8)
+        placements, places = [], []
+        for row, slot in enumerate(step.slots):
+            rects = []
+            for place in slot:
+                array = images[place.index].half if place.scale else images[place.index].full
+                height, width = array.shape[:2]
+                pixels[row, place.top:place.top + height, place.left:place.left + width] = array
+                rects.append((place.top, place.left, height, width))
+                places.append(place)
+            placements.append(rects)
+        pixels = jax.device_put(pixels, self._batch_sharding)
+        out, rects_out, regions_cache = {}, None, {}
         for name, (graphdef, state) in self._encoders.items():
+            if graphdef not in regions_cache:
+                regions, rects_out = valid_regions(self._geometry[name], placements, step.shape)
+                regions_cache[graphdef] = jax.device_put(regions, regions._replace(
+                    masks=tuple(self._batch_sharding for _ in regions.masks),
+                    one=self._replicated))
             mean, std = self._constants[name]
-            features = []
-            for pixels, sizes, scale_shape in scales:
-                key = (graphdef, scale_shape)
-                if key not in regions_cache:
-                    regions = valid_regions(self._geometry[name], sizes, scale_shape)
-                    regions_cache[key] = jax.device_put(regions, regions._replace(
-                        masks=jax.tree.map(lambda _: self._batch_sharding, regions.masks),
-                        one=self._replicated))
-                features.append(_encode(graphdef, state, pixels, regions_cache[key], mean, std))
-            out[name] = features  # concatenated on the host: no extra program to compile
-        return out
-
-    # -- the whole job --------------------------------------------------------
+            out[name] = _encode(graphdef, state, pixels, regions_cache[graphdef], mean, std)
+        return places, out, rects_out
 
     def iter_batches(self, paths: Sequence[str], *,
                      on_error: Callable[[str, str], None] | None = None
                      ) -> Iterator[BatchResult]:
-        """Features for ``paths``, one :class:`BatchResult` at a time (batch order, not input order).
+        """Features for ``paths``, one :class:`BatchResult` at a time (not in input order).
 
-        Unusable inputs come as failures (first those found from the headers,
-        then those found while decoding). Stopping the iteration early
-        (``close()``) cancels the decoding that has not started.
+        An image is yielded once both its scales are done. Unusable inputs
+        come as failures (first those found from the headers, then those found
+        while decoding). Stopping the iteration early (``close()``) cancels
+        the decoding that has not started.
         """
         paths = [str(p) for p in paths]
+        failed: set[int] = set()
+        redo: set[int] = set()  # images whose pixels are larger than their header says
+        dedicated: set[int] = set()  # ids of the steps that run those on their own
+        done: dict[int, dict[str, list]] = {}
 
         def report(index: int, message: str, into: list) -> None:
-            into.append((index, message))
-            if on_error is not None:
-                on_error(paths[index], message)
+            if index not in failed:
+                failed.add(index)
+                into.append((index, message))
+                if on_error is not None:
+                    on_error(paths[index], message)
 
         pool = concurrent.futures.ThreadPoolExecutor(self.num_workers)
         try:
             early: list[tuple[int, str]] = []
-            batches = self.plan(paths, lambda i, m: report(i, m, early), pool)
+            steps = self.plan(paths, lambda i, m: report(i, m, early), pool)
             if early:
                 yield BatchResult([], {}, early)
-            loads = [pool.map(self._load, [paths[i] for i in batches[0].indices])] if batches else []
+            loads: dict[int, Iterator] = {}
+
+            def decode(number: int) -> None:
+                if number < len(steps) and number not in loads:
+                    loads[number] = pool.map(self._load,
+                                             [paths[i] for i in steps[number].indices])
+
             pending = None
-            for number, batch in enumerate(batches):
-                if number + 1 < len(batches):  # decode the next batch while this one runs
-                    loads.append(pool.map(self._load, [paths[i] for i in batches[number + 1].indices]))
+            number = 0
+            while number < len(steps):
+                step = steps[number]
+                decode(number)
+                decode(number + 1)  # decode the next step while this one runs
                 failures: list[tuple[int, str]] = []
-                fits, misfits = [], []
-                for index, loaded in zip(batch.indices, loads[number]):
+                images = {}
+                for index, loaded in zip(step.indices, loads.pop(number)):
                     if isinstance(loaded, ImageLoadError):
                         report(index, str(loaded), failures)
-                    elif (loaded.full.shape[0] <= batch.shape[0]
-                          and loaded.full.shape[1] <= batch.shape[1]):
-                        fits.append((index, loaded))
-                    else:  # the header disagreed with the pixels: run it on its own
-                        misfits.append((index, loaded))
-                loads[number] = None
-                dispatched = []
-                if fits:
-                    dispatched.append(([i for i, _ in fits], self._dispatch(
-                        [image for _, image in fits], batch.shape, batch.slots)))
-                for index, image in misfits:
-                    fit = self._fit(*image.full.shape[:2])
-                    if fit is None:
-                        report(index, self.too_large(*image.full.shape[:2]), failures)
                     else:
-                        dispatched.append(([index], self._dispatch(
-                            [image], fit[0], len(self.devices))))
-                if pending is not None:  # the previous batch, now that this one is queued
-                    yield _collect(*pending)
+                        images[index] = loaded
+                slots = []
+                for slot in step.slots:
+                    kept = []
+                    for place in slot:
+                        if place.index in failed or (place.index in redo
+                                                     and id(step) not in dedicated):
+                            continue
+                        image = images[place.index]
+                        array = image.half if place.scale else image.full
+                        if array.shape[0] <= place.height and array.shape[1] <= place.width:
+                            kept.append(place)
+                            continue
+                        # The pixels are larger than the header said: run it on its own.
+                        redo.add(place.index)
+                        done.pop(place.index, None)
+                        fit = self._fit(*image.full.shape[:2])
+                        if fit is None:
+                            report(place.index, self.too_large(*image.full.shape[:2]), failures)
+                            continue
+                        alone = self._bucket_steps([place.index], fit[0], len(self.devices))
+                        dedicated.update(id(extra) for extra in alone)
+                        steps.extend(alone)
+                    slots.append(kept)
+                dispatched = self._dispatch(_Step(step.shape, slots), images) \
+                    if any(slots) else None
+                if pending is not None:  # the previous step, now that this one is queued
+                    yield _collect(*pending, done, failed, self._encoders)
                 pending = (dispatched, failures)
+                number += 1
             if pending is not None:
-                yield _collect(*pending)
+                yield _collect(*pending, done, failed, self._encoders)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -386,17 +495,27 @@ def wait_until_ready(arrays: Sequence[jax.Array], poll: float = 0.02) -> None:
             time.sleep(poll)
 
 
-def _collect(dispatched, failures) -> BatchResult:
-    indices: list[int] = []
-    features: dict[str, list[np.ndarray]] = {}
-    for batch_indices, outputs in dispatched:
-        wait_until_ready([array for scales in outputs.values() for array in scales])
-        indices.extend(batch_indices)
-        for name, scales in outputs.items():
-            value = np.concatenate([np.asarray(array) for array in scales], axis=1)
-            features.setdefault(name, []).append(value[:len(batch_indices)])
-    return BatchResult(indices, {name: np.concatenate(parts).astype(np.float32)
-                                 for name, parts in features.items()}, failures)
+def _collect(dispatched, failures, done, failed, encoders) -> BatchResult:
+    """Pools a finished step; returns the images now complete (both scales)."""
+    complete: list[int] = []
+    if dispatched is not None:
+        places, outputs, rects = dispatched
+        wait_until_ready(list(outputs.values()))
+        pooled = {name: [vector for slot in pool_regions(np.asarray(array), rects)
+                         for vector in slot] for name, array in outputs.items()}
+        for number, place in enumerate(places):
+            if place.index in failed:
+                continue
+            entry = done.setdefault(place.index, {name: [None, None] for name in encoders})
+            for name in encoders:
+                entry[name][place.scale] = pooled[name][number]
+            if all(part is not None for parts in entry.values() for part in parts):
+                complete.append(place.index)
+    features = {name: np.stack([np.concatenate(done[i][name]) for i in complete])
+                if complete else np.zeros((0, 0), np.float32) for name in encoders}
+    for index in complete:
+        del done[index]
+    return BatchResult(complete, features, failures)
 
 
 def extract_features(paths: Sequence[str], *, quality_ckpt=None, content_ckpt=None,

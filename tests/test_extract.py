@@ -182,18 +182,26 @@ def _odd_photos(folder: Path) -> list[str]:
 
 def test_bucketed_features_equal_unbucketed_ones_on_odd_sized_photos(models, tmp_path):
     paths = _odd_photos(tmp_path)
-    bucketed = FeatureExtractor(quality_model=models[0], content_model=models[1])
-    exact = FeatureExtractor(quality_model=models[0], content_model=models[1],
-                             buckets_per_octave=0)
-    batches = bucketed.plan(paths, report=lambda i, m: pytest.fail(m))
-    assert [0, 1] in [b.indices for b in batches]  # 131x97 and 141x101 share a batch
-    assert len(batches) < len(exact.plan(paths, report=lambda i, m: None))
-    a = bucketed.extract(paths, progress=False)
-    b = exact.extract(paths, progress=False)
-    assert a.paths == b.paths == paths and not a.failed
-    for name in ("quality", "content"):
-        scale = np.abs(getattr(b, name)).max()
-        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=0, atol=1e-5 * scale)
+    pair = dict(quality_model=models[0], content_model=models[1])
+    canvas = FeatureExtractor(**pair)  # the default: sparse buckets share canvases
+    bucketed = FeatureExtractor(**pair, canvases=False)
+    exact = FeatureExtractor(**pair, buckets_per_octave=0)
+    never = lambda i, m: pytest.fail(m)  # noqa: E731
+    steps = canvas.plan(paths, report=never)
+    assert len(steps) == 1 and len(steps[0].slots[0]) == 10  # 5 images x 2 scales, one program
+    steps = bucketed.plan(paths, report=never)
+    assert [0, 1] in [step.indices for step in steps]  # 131x97 and 141x101 share a batch
+    assert len({step.shape for step in steps}) < len({step.shape for step in
+                                                      exact.plan(paths, report=never)})
+    want = exact.extract(paths, progress=False)
+    assert want.paths == paths and not want.failed
+    for extractor in (canvas, bucketed):
+        got = extractor.extract(paths, progress=False)
+        assert got.paths == paths and not got.failed
+        for name in ("quality", "content"):
+            scale = np.abs(getattr(want, name)).max()
+            np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=0,
+                                       atol=1e-5 * scale)
 
 
 def test_memory_budget_large_image_alone_too_large_reported_run_goes_on(models, tmp_path):
@@ -203,12 +211,17 @@ def test_memory_budget_large_image_alone_too_large_reported_run_goes_on(models, 
         paths.append(str(tmp_path / f"{len(paths)}_{name}.png"))
         photo(name, size).save(paths[-1])
     budget = 10_000  # padded pixels per step: 4 of 40x40, one 96x96, no 130x130
-    extractor = FeatureExtractor(quality_model=models[0], batch_pixels=budget, batch_size=8)
+    extractor = FeatureExtractor(quality_model=models[0], batch_pixels=budget, batch_size=8,
+                                 canvases=False)
     errors = []
-    batches = extractor.plan(paths, report=lambda i, m: errors.append((i, m)))
-    assert all(b.slots * b.shape[0] * b.shape[1] <= budget for b in batches)
-    assert sorted(b.indices for b in batches) == [[0, 2], [1], [4]]  # 90x90 alone; 2 + 1 of 40x40
+    steps = extractor.plan(paths, report=lambda i, m: errors.append((i, m)))
+    assert all(len(s.slots) * s.shape[0] * s.shape[1] <= budget for s in steps)
+    full_scale = [step.indices for step in steps[::2]]  # each batch: full, then half scale
+    assert sorted(full_scale) == [[0, 2], [1], [4]]  # 90x90 alone; 2 + 1 of 40x40
     assert [i for i, _ in errors] == [3]
+    # With canvases (the default) as well: each canvas within the budget.
+    packed = FeatureExtractor(quality_model=models[0], batch_pixels=budget, batch_size=8)
+    assert all(s.shape[0] * s.shape[1] <= budget for s in packed.plan(paths, lambda i, m: None))
     features = extractor.extract(paths, progress=False)
     assert features.failed == [paths[3]]
     message = features.errors[0]
@@ -241,7 +254,7 @@ def test_a_second_run_compiles_nothing(checkpoints, tmp_path):
                              timeout=300, check=True)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     assert runs[0]["paths"] == runs[1]["paths"] == 3
-    assert runs[0]["requests"] >= 2 and runs[0]["hits"] == 0  # two buckets, both scales
+    assert runs[0]["requests"] >= 1 and runs[0]["hits"] == 0  # one canvas program
     assert runs[1]["hits"] == runs[1]["requests"] == runs[0]["requests"]
     assert any((tmp_path / "cache").iterdir())
 

@@ -21,6 +21,8 @@ ARCH = dict(depth=18, width=0.25, feat_dim=16)
 # 12 photos of 4 sizes (4 buckets), named so that folder order is input order.
 SIZES = [(48, 40), (64, 48), (40, 56), (72, 40)]
 COUNT = 12
+# One image per step, each size compiled on its own (no canvas): many steps to interrupt.
+STEPWISE = ["--batch-size", "1", "--buckets", "0"]
 NAMES = ["astronaut", "coffee", "chelsea", "rocket"]
 
 
@@ -56,7 +58,7 @@ def _one_error_line(text: str, code: int) -> str:
 @pytest.fixture(scope="module")
 def uninterrupted(ckpts, folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "features.npz"
-    assert cli.main(_argv(ckpts, out, folder, extra=["--batch-size", "1"])) == 0
+    assert cli.main(_argv(ckpts, out, folder, extra=STEPWISE)) == 0
     return out
 
 
@@ -65,7 +67,7 @@ def test_signal_mid_run_then_the_same_command_gives_the_uninterrupted_npz(
         sig, ckpts, folder, uninterrupted, tmp_path):
     out = tmp_path / "features.npz"
     command = [sys.executable, "-m", "reiqa_jax.cli",
-               *_argv(ckpts, out, folder, extra=["--batch-size", "1", "--save-every", "0"])]
+               *_argv(ckpts, out, folder, extra=[*STEPWISE, "--save-every", "0"])]
     # A cold compilation cache of its own: each new size compiles, so the run is still
     # going when its first shard appears.
     env = dict(os.environ, REIQA_JAX_CACHE_DIR=str(tmp_path / "cache"))

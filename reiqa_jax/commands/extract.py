@@ -72,8 +72,9 @@ def add_arguments(p) -> None:
                         "about 160 bytes per pixel in float32)")
     p.add_argument("--buckets", type=int, default=4, metavar="N",
                    help="padded sizes per doubling of an image side: images of nearby sizes "
-                        "share one compiled program, with features unchanged (default 4; 0 "
-                        "compiles each size on its own)")
+                        "share one compiled program, and those of sizes with few images share "
+                        "canvases, with features unchanged (default 4; 0 compiles each size "
+                        "on its own, without canvases)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype")
     p.add_argument("--exif-transpose", action="store_true",
                    help="rotate images upright by their EXIF orientation first "
