@@ -5,6 +5,7 @@ import argparse
 import os
 import re
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def _non_negative_float(text: str) -> float:
 
 
 def add_arguments(p) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the exit-status table
+    p.description = textwrap.fill(DESCRIPTION, 79)
     p.epilog = EPILOG
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) or .csv/.txt lists")
