@@ -213,16 +213,3 @@ def pool_regions(last: np.ndarray, rects: Sequence[Sequence[Rect]]) -> list[list
             vectors.append((total / max(1, height * width)).astype(np.float32))
         out.append(vectors)
     return out
-
-
-def masked_features(encoder: ResNet, x: jax.Array, sizes: np.ndarray) -> np.ndarray:
-    """(B, feat_dim) float32 features of images at the top left of each slot of ``x``.
-
-    sizes: (B, 2) valid (h, w) of each image. A convenience for one image per
-    slot (not jitted here; jit :func:`masked_stages` for speed). Equals
-    ``encoder(image[:h, :w])`` per image up to float32 summation order.
-    """
-    placements = [[(0, 0, int(h), int(w))] for h, w in np.asarray(sizes)]
-    regions, rects = valid_regions(encoder, placements, x.shape[1:3])
-    last = np.asarray(masked_stages(encoder, x, regions)[-1], np.float32)
-    return np.stack([slot[0] for slot in pool_regions(last, rects)])
