@@ -1,8 +1,8 @@
 """Size buckets and batch sizes: few shapes, bounded padding, no repeated images."""
 import pytest
 
-from reiqa_jax.buckets import (bucket_shape, bucket_size, images_per_device,
-                               largest_power_of_two, split_batches)
+from reiqa_jax.buckets import (bucket_shape, bucket_size, fits_canvas, footprint,
+                               images_per_device, largest_power_of_two, pack, split_batches)
 
 
 def test_grid_bounds_the_padding_and_is_closed_under_halving():
@@ -41,3 +41,27 @@ def test_batches_are_bounded_by_pixels_and_never_repeat_images():
             assert all(largest_power_of_two(b // devices) == b // devices for b in batches)
     assert split_batches(13, 8) == [8, 4, 1]
     assert split_batches(3, 2, devices=2) == [2, 2]  # one empty slot on the last device
+
+
+def test_canvas_packing_keeps_images_apart_and_aligned():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    sizes = [(int(h), int(w)) for h, w in rng.integers(2, 700, (60, 2))]
+    canvas = (1024, 1024)
+    canvases = pack(sizes, canvas)
+    placed = sorted(item for c in canvases for item, _, _ in c)
+    assert placed == list(range(len(sizes)))  # every image once
+    for c in canvases:
+        boxes = []
+        for item, top, left in c:
+            h, w = sizes[item]
+            assert top % 32 == 0 and left % 32 == 0
+            assert top + h <= canvas[0] and left + w <= canvas[1]
+            fh, fw = footprint(h, w)  # the image plus its gutter below and to the right
+            for t, l, bh, bw in boxes:
+                assert top + fh <= t or t + bh <= top or left + fw <= l or l + bw <= left
+            boxes.append((top, left, fh, fw))
+    assert fits_canvas(1024, 1024, canvas) and not fits_canvas(1025, 10, canvas)
+    with pytest.raises(ValueError, match="does not fit"):
+        pack([(2000, 10)], canvas)

@@ -15,7 +15,8 @@ from flax import nnx
 from bad_inputs import make_mixed_folder, photo
 from reiqa_jax import cli
 from reiqa_jax.checkpoint import build_model, save_model
-from reiqa_jax.extract import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, extract_features
+from reiqa_jax.extract import (IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, extract_features,
+                               load_features)
 from reiqa_jax.images import load_image
 from test_models import random_arrays
 
@@ -274,3 +275,20 @@ def test_python_api_records_the_checkpoints(checkpoints, mixed):
     f = extract_features([str(mixed["good"][0])], quality_ckpt=checkpoints[0])
     assert f.quality_ckpt == os.path.abspath(checkpoints[0]) and f.content_ckpt == ""
     assert f.entries == f.paths and f.failed_entries == [] and f.columns == {}
+
+
+def test_features_files_from_before_entries_and_columns_still_load(tmp_path):
+    old = tmp_path / "old.npz"  # what reiqa extract wrote before: no entries, columns, ckpts
+    np.savez(old, paths=np.asarray(["/a.jpg", "/b.jpg"]), quality=np.ones((2, 4), np.float32),
+             failed=np.asarray(["/c.jpg"]), errors=np.asarray(["cannot decode"]))
+    f = load_features(old)
+    assert f.paths == f.entries == ["/a.jpg", "/b.jpg"] and f.content is None
+    assert f.failed == f.failed_entries == ["/c.jpg"] and f.errors == ["cannot decode"]
+    assert f.columns == {} and f.quality_ckpt == f.content_ckpt == ""
+    f.columns = {"MOS": ["1.5", "2"]}
+    written = f.save_npz(tmp_path / "new")  # numpy's rule: .npz is added
+    assert written == tmp_path / "new.npz"
+    again = load_features(written)
+    assert again.columns == {"MOS": ["1.5", "2"]} and again.entries == f.entries
+    np.testing.assert_array_equal(again.quality, f.quality)
+    assert written.read_bytes() == f.save_npz(tmp_path / "same.npz").read_bytes()
