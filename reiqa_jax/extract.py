@@ -13,9 +13,10 @@ programs, images are zero-padded and run through the masked encoder
 
 * a bucket with at least ``CANVAS_BELOW`` images runs in full batches of its
   bucket shape (:mod:`reiqa_jax.buckets`), the half scales in half that shape;
-* every other image (sparse buckets, the rest of a bucket) is packed, both
-  scales, with others of any size into canvases of one shape, so that a
-  folder of many sizes needs one program instead of one per size.
+* every other image (sparse buckets, the rest of a bucket) that fits a
+  canvas is packed, both scales, with others of any size into canvases of
+  one shape, so that a folder of many sizes needs one program instead of one
+  per size; larger ones run in batches of their bucket.
 
 A batch holds at most ``batch_pixels`` padded pixels per device (by default
 sized to the device's memory) and ``batch_size`` images per bucket batch; an
