@@ -242,7 +242,8 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
         results.close()  # cancels the decoding of batches not started
         bar.close()
     if stop.received:
-        return _stopped(stop, len(partial), len(unique), final, partial)
+        saved = sum(1 for path in unique if partial.is_done(path))
+        return _stopped(stop, saved, len(unique), final, partial)
 
     # Every input is done: assemble the final output in input order.
     done = [i for i, path in enumerate(expanded.paths) if path not in failures]
