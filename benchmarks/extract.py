@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the plain-PyTorch statement of the architecture
 
 from reiqa_jax.extract import FeatureExtractor  # noqa: E402
+from reiqa_jax.images import LoadedImage  # noqa: E402
 from reiqa_jax.models import ReIQAModel  # noqa: E402
 
 SIZES = ((384, 512), (768, 1024))  # (H, W): 512x384 and 1024x768
@@ -57,10 +58,16 @@ def time_it(run, repeats: int) -> float:
 
 
 def bench_jax(model, full, half, dtype) -> callable:
-    extractor = FeatureExtractor(quality_model=model, batch_size=full.shape[0])
+    """One step of `reiqa extract` on a full batch of one size: both scales, one encoder."""
+    extractor = FeatureExtractor(quality_model=model, batch_size=full.shape[0],
+                                 compile_cache=False)
+    images = {i: LoadedImage(full=full[i], half=half[i]) for i in range(full.shape[0])}
+    steps = extractor._bucket_steps(list(images), full.shape[1:3], full.shape[0])
 
     def run():
-        return jax.block_until_ready(extractor._run_batch(full, half))
+        for step in steps:
+            _, outputs, _ = extractor._dispatch(step, images)
+            jax.block_until_ready(outputs)
 
     return run
 

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import shutil
+import sys
 from typing import Any, Mapping
 
 import jax
@@ -40,6 +42,7 @@ import numpy as np
 from flax import nnx
 
 from reiqa_jax.models import ReIQAModel
+from reiqa_jax.models.resnet import STAGES
 from reiqa_jax.torch_layout import flatten, nest, unflatten_like
 
 FORMAT = "reiqa-jax-checkpoint"
@@ -102,6 +105,7 @@ def build_model(arch: Mapping, arrays: Mapping[str, Mapping[str, Any]],
     No random init is run. Raises CheckpointError naming missing, unexpected
     or wrongly shaped entries. The model is returned in eval mode.
     """
+    check_arch(arch, where)
     graphdef, *abstract = _abstract_split(_arch_key(arch), dtype)
     states = []
     for coll, state in zip(("params", "batch_stats"), abstract):
@@ -110,6 +114,7 @@ def build_model(arch: Mapping, arrays: Mapping[str, Mapping[str, Any]],
         got = arrays.get(coll, {})
         check_tree(f"{where}{coll} do not fit arch {dict(arch)}", want,
                    {k: tuple(np.shape(v)) for k, v in got.items()})
+        check_finite(f"{where}{coll}", got)
         pure = unflatten_like({k: jnp.asarray(v, jnp.float32) for k, v in got.items()},
                               template)
         state = jax.tree.map(lambda x: x, state)  # a copy: the cached one stays abstract
@@ -118,6 +123,40 @@ def build_model(arch: Mapping, arrays: Mapping[str, Mapping[str, Any]],
     model = nnx.merge(graphdef, *states)
     model.eval()
     return model
+
+
+def check_arch(arch: Any, where: str = "") -> None:
+    """Raises CheckpointError unless ``arch`` names a model we can build.
+
+    depth: one of STAGES; width: a positive number giving at least one stem
+    channel; feat_dim: a positive integer.
+    """
+    if not isinstance(arch, Mapping) or not {"depth", "width", "feat_dim"} <= set(arch):
+        raise CheckpointError(f"{where}architecture must have depth, width and feat_dim, "
+                              f"got {arch!r}")
+    depth, width, feat_dim = arch["depth"], arch["width"], arch["feat_dim"]
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    problems = []
+    if not (is_int(depth) and depth in STAGES):
+        problems.append(f"depth {depth!r} is not one of {sorted(STAGES)}")
+    if not (isinstance(width, (int, float)) and not isinstance(width, bool)
+            and math.isfinite(width) and int(64 * width) >= 1):
+        problems.append(f"width {width!r} is not a number >= 1/64")
+    if not (is_int(feat_dim) and feat_dim >= 1):
+        problems.append(f"feat_dim {feat_dim!r} is not a positive integer")
+    if problems:
+        raise CheckpointError(f"{where}bad architecture: " + "; ".join(problems))
+
+
+def check_finite(what: str, arrays: Mapping[str, Any]) -> None:
+    """Raises CheckpointError naming the arrays that hold NaN or Inf."""
+    bad = [k for k, v in arrays.items() if not np.isfinite(np.asarray(v)).all()]
+    if bad:
+        raise CheckpointError(f"{what} hold NaN or Inf values in {few(bad)} (a damaged "
+                              f"checkpoint or a diverged training run); refused")
 
 
 def tree_mismatch(want: Mapping[str, tuple], got: Mapping[str, tuple]) -> list[str]:
@@ -257,20 +296,27 @@ def read_header(directory) -> dict:
     if not os.path.isfile(path):
         raise CheckpointError(f"{directory} is not a reiqa-jax checkpoint (no {JSON_NAME})")
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             header = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path} is unreadable: {e}") from None
+    except (OSError, ValueError) as e:  # ValueError: bad JSON or not UTF-8
+        raise CheckpointError(f"{path} is unreadable: {' '.join(str(e).split())}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a reiqa-jax checkpoint header")
     if header.get("version") != VERSION:
-        raise CheckpointError(f"{path}: unsupported version {header.get('version')}")
+        raise CheckpointError(f"{path}: unsupported version {header.get('version')!r}")
     items = header.get("items")
-    if not (isinstance(items, list) and "model" in items and set(items) <= set(ITEMS)):
+    if not (isinstance(items, list) and all(isinstance(i, str) for i in items)
+            and "model" in items and set(items) <= set(ITEMS)):
         raise CheckpointError(f"{path}: bad item list {items!r}")
     arch = header.get("arch")
     if not (isinstance(arch, dict) and {"depth", "width", "feat_dim"} <= set(arch)):
         raise CheckpointError(f"{path}: missing architecture (depth, width, feat_dim)")
+    check_arch(arch, f"{path}: ")
+    epoch = header.get("epoch")
+    if epoch is not None and not (isinstance(epoch, int) and not isinstance(epoch, bool)):
+        raise CheckpointError(f"{path}: epoch {epoch!r} is not an integer")
+    if not isinstance(header.get("meta", {}), dict):
+        raise CheckpointError(f"{path}: meta is not a JSON object")
     return header
 
 
@@ -279,6 +325,7 @@ def _restore(directory, names, present) -> dict[str, dict]:
     import orbax.checkpoint as ocp
 
     state_dir = os.path.join(os.path.abspath(os.fspath(directory)), STATE_NAME)
+    _quiet_closed_loop_callbacks()  # before reading: the callbacks can beat the error
     try:
         with _checkpointer(present) as ck:
             md = ck.metadata(state_dir).item_metadata
@@ -295,6 +342,30 @@ def _restore(directory, names, present) -> dict[str, dict]:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"cannot read {state_dir}: {msg}") from None
     return {n: restored[n] for n in names}
+
+
+def _quiet_closed_loop_callbacks() -> None:
+    """Silences the leftovers of a failed orbax read (installed once, before reading).
+
+    When one array of a damaged checkpoint cannot be read, orbax closes its
+    asyncio loop while tensorstore is still finishing the other reads; each
+    of those then calls back into the closed loop, and Python prints every
+    ``RuntimeError('Event loop is closed')`` as an unraisable exception, up
+    to exit. The read has already failed with a clear error, so exactly those
+    are dropped; every other unraisable exception is reported as before.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "quiets_closed_loop", False):
+        return
+
+    def hook(unraisable):
+        exc = unraisable.exc_value
+        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook.quiets_closed_loop = True
+    sys.unraisablehook = hook
 
 
 def _flat_item(item) -> dict[str, dict[str, np.ndarray]]:

@@ -28,23 +28,38 @@ def _module(name: str):
     return importlib.import_module(f"reiqa_jax.commands.{name}")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reiqa-jax")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    from reiqa_jax.config_file import ConfigError, split_overrides
+
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in COMMANDS and getattr(_module(argv[0]), "OWN_PARSER", False):
-        return _module(argv[0]).main(argv[1:])
+    try:  # `reiqa train`'s --config.KEY=VALUE overrides: any key, so not argparse options
+        argv, overrides = split_overrides(argv)
+    except ConfigError as exc:
+        print(f"reiqa: error: {exc}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="reiqa", description="Re-IQA image-quality features, training and scores (JAX).")
+    parser.add_argument("--version", action="version", version=f"reiqa {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = _module(name)
-        if getattr(module, "OWN_PARSER", False):
-            sub.add_parser(name, help=module.HELP, add_help=False)
-            continue
         p = sub.add_parser(name, help=module.HELP,
                            description=getattr(module, "DESCRIPTION", module.HELP),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
     args = parser.parse_args(argv)
+    if overrides and args.command != "train":
+        parser.error(f"--config.{overrides[0][0]} is an option of 'reiqa train' only")
+    args.config_overrides = overrides
     return _module(args.command).run(args)
 
 

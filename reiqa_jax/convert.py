@@ -1,6 +1,8 @@
 """Convert official Re-IQA PyTorch checkpoints to ours and back.
 
-``python tools/convert_torch_ckpt.py SRC OUT [--ema] [--to-torch]``
+``reiqa convert SRC OUT [--ema] [--to-torch]`` (the parser is in
+``reiqa_jax/commands/convert.py``; ``tools/convert_torch_ckpt.py`` and
+:func:`main` are the same command).
 
 torch -> ours (default): SRC is a ``.pth`` read with ``torch.load(...,
 weights_only=True)`` (a file that needs arbitrary code to unpickle is
@@ -36,15 +38,23 @@ prefix), ``'contrast': {'memory'}``, ``'epoch'`` when present, and an
 hyper-parameters recorded at import, else lr 0, wd 1e-4, momentum 0.9,
 trust 1e-3 — the official trainer resets lr every epoch anyway).
 
-Errors print one line on stderr and exit with status 2.
+Errors print one line on stderr and exit with status 2; nothing is written
+then. The source and the output folder are checked before anything is read.
+SIGINT / SIGTERM stop the conversion at the next step and remove whatever it
+wrote (exit status 130 / 143). torch's warnings are not shown.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import pickle
+import re
+import shutil
 import sys
+import tempfile
+import warnings
+import zipfile
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Mapping
 
 import numpy as np
@@ -76,24 +86,51 @@ def _torch():
 
 
 def _one_line(e: BaseException) -> str:
-    s = str(e).strip()
+    s = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
     return s.splitlines()[0] if s else type(e).__name__
+
+
+def _is_torch_file(path: str) -> bool:
+    """True for torch's zip format and for pickles (torch's legacy format)."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def load_pth(path) -> Any:
     """``torch.load(path, map_location='cpu', weights_only=True)`` with clear errors."""
     torch = _torch()
     path = os.fspath(path)
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "reiqa.json")):
+            raise ConversionError(f"{path} is a reiqa-jax checkpoint folder already; to write "
+                                  f"it as a PyTorch .pth, add --to-torch")
+        raise ConversionError(f"{path} is a folder; give the PyTorch .pth file")
     if not os.path.isfile(path):
         raise ConversionError(f"{path}: no such file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        if not _is_torch_file(path):
+            raise ConversionError(f"{path} is not a PyTorch checkpoint (neither torch's zip "
+                                  f"format nor a pickle)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except ConversionError:
+        raise
     except pickle.UnpicklingError as e:
-        raise ConversionError(
-            f"{path} needs arbitrary code to unpickle, refused (only weights-only "
-            f"checkpoints are read): {_one_line(e)}") from None
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if "Weights only load failed" in text and found:
+            raise ConversionError(
+                f"{path} holds Python objects ({found.group(1).rstrip('.,')}) and needs "
+                f"arbitrary code to unpickle, refused (only weights-only checkpoints are "
+                f"read)") from None
+        raise ConversionError(f"{path}: not a readable PyTorch checkpoint: "
+                              f"{_one_line(e)}") from None
     except Exception as e:
-        raise ConversionError(f"{path}: not a readable torch checkpoint: {_one_line(e)}") from None
+        raise ConversionError(f"{path}: not a readable PyTorch checkpoint: {_one_line(e)}") from None
 
 
 # ----------------------------------------------------------------------------
@@ -210,16 +247,22 @@ def _momentum_buffers(opt: Any, depth: int, params: Mapping[str, np.ndarray]
     return (out if found else None), hparams
 
 
-def torch_to_reiqa(src_pth, out_dir, *, ema: bool = False) -> str:
+def torch_to_reiqa(src_pth, out_dir, *, ema: bool = False,
+                   check: Callable[[], None] | None = None) -> str:
     """Convert a PyTorch checkpoint to our checkpoint directory ``out_dir``.
 
     Returns ``out_dir``. Raises ConversionError (nothing written) on any
-    problem. See the module docstring for the accepted layouts.
+    problem. See the module docstring for the accepted layouts. check: called
+    between the steps (read, convert, write); what it raises stops the
+    conversion (nothing written).
     """
+    check = check or (lambda: None)
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
         raise ConversionError(f"{out_dir} already exists and is not an empty directory")
+    prepare_output(out_dir)
     obj = load_pth(src_pth)
+    check()
     if not isinstance(obj, Mapping):
         raise ConversionError(f"{src_pth}: expected a dict, got {type(obj).__name__}")
     released = "model" in obj and isinstance(obj["model"], Mapping)
@@ -274,11 +317,14 @@ def torch_to_reiqa(src_pth, out_dir, *, ema: bool = False) -> str:
     try:
         model = build_model(arch, arrays)
         ema_model = build_model(arch, extras["ema_arrays"]) if "ema_arrays" in extras else None
+        check()
         return save_model(out_dir, model, meta=meta, ema_model=ema_model,
                           queue=extras.get("queue"), opt_momentum=extras.get("opt_momentum"),
                           epoch=epoch)
     except CheckpointError as e:
         raise ConversionError(str(e)) from None
+    except OSError as e:
+        raise ConversionError(f"cannot write {out_dir}: {_one_line(e)}") from None
 
 
 # ----------------------------------------------------------------------------
@@ -298,15 +344,22 @@ def _torch_state_dict(arrays: Mapping[str, Mapping[str, np.ndarray]], depth: int
     return sd
 
 
-def reiqa_to_torch(ckpt_dir, out_pth) -> str:
+def reiqa_to_torch(ckpt_dir, out_pth, *, check: Callable[[], None] | None = None) -> str:
     """Write our checkpoint ``ckpt_dir`` as a .pth in the released layout.
 
-    Returns ``out_pth``. Refuses to overwrite an existing file.
+    Returns ``out_pth``. Refuses to overwrite an existing file. check: as
+    for :func:`torch_to_reiqa`.
     """
     torch = _torch()
+    check = check or (lambda: None)
     out_pth = os.fspath(out_pth)
     if os.path.exists(out_pth):
         raise ConversionError(f"{out_pth} already exists")
+    if os.path.isfile(ckpt_dir):
+        hint = ("; to convert a PyTorch .pth to ours, drop --to-torch"
+                if _is_torch_file(os.fspath(ckpt_dir)) else "")
+        raise ConversionError(f"{ckpt_dir} is a file, not a reiqa-jax checkpoint folder{hint}")
+    prepare_output(out_pth)
     try:
         header = read_header(ckpt_dir)
         model = load_model(ckpt_dir)
@@ -333,10 +386,15 @@ def reiqa_to_torch(ckpt_dir, out_pth) -> str:
                         "param_groups": [dict(hp, params=list(range(len(order))))]}
     if "epoch" in state:
         out["epoch"] = int(state["epoch"])
+    check()
     tmp = f"{out_pth}.tmp-{os.getpid()}"
     try:
-        torch.save(out, tmp)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.save(out, tmp)
         os.replace(tmp, out_pth)
+    except OSError as e:
+        raise ConversionError(f"cannot write {out_pth}: {_one_line(e)}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -346,32 +404,77 @@ def reiqa_to_torch(ckpt_dir, out_pth) -> str:
 # ----------------------------------------------------------------------------
 # command line
 
+def prepare_output(out) -> None:
+    """Makes OUT's folder and proves it writable, before anything is read."""
+    parent = os.path.dirname(os.path.abspath(os.fspath(out)))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise ConversionError(f"cannot write into {parent}: {_one_line(e)}") from None
+
+
+class Interrupted(Exception):
+    """A signal asked the conversion to stop."""
+
+
+def convert(src, out, *, ema: bool = False, to_torch: bool = False,
+            prog: str = "reiqa convert") -> int:
+    """The ``reiqa convert`` command: 0 on success, 2 on error, 128 + signal if stopped."""
+    from reiqa_jax.interrupts import StopSignals
+
+    out = os.fspath(out)
+    tmp = f"{out}.tmp-{os.getpid()}"
+    was_empty_dir = os.path.isdir(out) and not os.listdir(out)
+    fresh = was_empty_dir or not os.path.exists(out)
+
+    def remove(path):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.remove(path)
+
+    with StopSignals(prog, "stopping after the current step",
+                     on_second=lambda: remove(tmp), verbose=sys.stderr.isatty()) as stop:
+        def check():
+            if stop.received:
+                raise Interrupted
+
+        try:
+            if to_torch:
+                if ema:
+                    raise ConversionError("--ema applies to torch -> ours only "
+                                          "(--to-torch writes 'model_ema' when present)")
+                written = reiqa_to_torch(src, out, check=check)
+            else:
+                written = torch_to_reiqa(src, out, ema=ema, check=check)
+            check()
+        except Interrupted:
+            remove(tmp)
+            if fresh:
+                remove(out)
+                if was_empty_dir:
+                    os.mkdir(out)
+            print(f"{prog}: interrupted by {stop.name}; nothing written", file=sys.stderr)
+            return stop.exit_status
+        except (ConversionError, CheckpointError) as e:
+            print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+    print(f"wrote {written}")
+    return 0
+
+
 def main(argv=None, *, prog: str | None = None) -> int:
-    """``convert SRC OUT [--ema] [--to-torch]``; 0 on success, 2 on error.
+    """``convert SRC OUT [--ema] [--to-torch]`` as a program of its own (same as ``reiqa convert``).
 
     prog: program name for the usage line (e.g. ``"reiqa convert"``).
     """
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="Convert an official Re-IQA PyTorch checkpoint to a reiqa-jax "
-                    "checkpoint directory, or back with --to-torch.")
-    p.add_argument("src", help=".pth file (or, with --to-torch, our checkpoint directory)")
-    p.add_argument("out", help="output checkpoint directory (or, with --to-torch, .pth file)")
-    p.add_argument("--ema", action="store_true",
-                   help="convert the momentum model ('model_ema') instead of 'model'")
-    p.add_argument("--to-torch", action="store_true",
-                   help="write our checkpoint SRC as a .pth in the released layout")
-    args = p.parse_args(argv)
-    try:
-        if args.to_torch:
-            if args.ema:
-                raise ConversionError("--ema applies to torch -> ours only "
-                                      "(--to-torch writes 'model_ema' when present)")
-            out = reiqa_to_torch(args.src, args.out)
-        else:
-            out = torch_to_reiqa(args.src, args.out, ema=args.ema)
-    except (ConversionError, CheckpointError) as e:
-        print(f"{p.prog}: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+    import argparse
+
+    from reiqa_jax.commands import convert as command
+
+    parser = argparse.ArgumentParser(prog=prog, description=command.DESCRIPTION)
+    command.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return convert(args.src, args.out, ema=args.ema, to_torch=args.to_torch, prog=parser.prog)

@@ -7,25 +7,41 @@ for the cases the demos never met), a half scale by PIL's
 The quality encoder sees [0, 1] pixels; the content encoder sees
 ImageNet-normalised ones. Re-IQA's final feature is content ⊕ quality.
 
-Images keep their own size (no resizing, no cropping), so the work is grouped
-by shape: every batch holds images of one shape, short batches are padded to
-``batch_size`` by repeating an image, and XLA compiles once per image shape.
-Both encoders share one compiled function when their architectures match.
-Batches are split across all local devices.
+Images keep their own size (no resizing, no cropping). To compile few
+programs, images are zero-padded and run through the masked encoder
+(:mod:`reiqa_jax.models.masked`), which gives each image's own features:
 
-Decoding runs in a thread pool (PIL releases the GIL) one batch ahead of the
-device. An image that cannot be used is reported and skipped; the others are
-still computed.
+* a bucket with at least ``CANVAS_BELOW`` images runs in full batches of its
+  bucket shape (:mod:`reiqa_jax.buckets`), the half scales in half that shape;
+* every other image (sparse buckets, the rest of a bucket) that fits a
+  canvas is packed, both scales, with others of any size into canvases of
+  one shape, so that a folder of many sizes needs one program instead of one
+  per size; larger ones run in batches of their bucket.
+
+A batch holds at most ``batch_pixels`` padded pixels per device (by default
+sized to the device's memory) and ``batch_size`` images per bucket batch; an
+image too large for any batch is reported and skipped. Both encoders share
+one compiled program per (shape, batch size) when their architectures match,
+and JAX's persistent compilation cache (:mod:`reiqa_jax.compile_cache`) keeps
+the programs for the next run. Batches are split across all local devices.
+
+Image headers are read first (to plan the batches); pixels are decoded in a
+thread pool (PIL releases the GIL) one batch ahead of the device. An image
+that cannot be used is reported and skipped; the others are still computed.
+:meth:`FeatureExtractor.iter_batches` yields results batch by batch (the
+``reiqa extract`` command streams them to disk); :meth:`FeatureExtractor.extract`
+collects them.
 """
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import dataclasses
 import functools
+import os
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +50,13 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
-from reiqa_jax.images import DEFAULT_MAX_PIXELS, ImageLoadError, image_size, load_image
+from reiqa_jax.buckets import (bucket_shape, bucket_size, fits_canvas, images_per_device,
+                               largest_power_of_two, pack, round_up, split_batches)
+from reiqa_jax.compile_cache import enable_compile_cache
+from reiqa_jax.feature_file import Features, load_features  # noqa: F401 (re-exported)
+from reiqa_jax.images import (DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, check_max_pixels,
+                              image_size, load_image, too_many_pixels)
+from reiqa_jax.models.masked import ALIGN, masked_stages, pool_regions, valid_regions
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -44,190 +66,419 @@ ENCODER_INPUTS = {
     "content": (IMAGENET_MEAN, IMAGENET_STD),
 }
 
+# Peak XLA working memory of one masked ResNet-50 (width 1) step per padded
+# input pixel, from compiled.memory_analysis() on CPU (jax 0.10.2): 152 B
+# in float32, 287 B in bfloat16 (XLA's CPU convolutions widen bfloat16 to
+# float32). Wider encoders scale with their width. The default batch budget
+# lets one step use MEMORY_FRACTION of the device's memory.
+BYTES_PER_PIXEL = {"float32": 160, "bfloat16": 300}
+MEMORY_FRACTION = 0.5
+# A bucket with fewer images than this does not get programs of its own: its
+# images go into canvases of CANVAS_SHAPE (smaller when batch_pixels is).
+CANVAS_BELOW = 8
+CANVAS_SHAPE = (1024, 1024)
+_FALLBACK_MEMORY = 16 << 30
+
+
+def device_memory(device: jax.Device) -> int:
+    """Bytes of memory a device can use: its own for accelerators, the machine's RAM for CPU."""
+    if device.platform != "cpu":
+        try:
+            return int(device.memory_stats()["bytes_limit"])
+        except Exception:  # noqa: BLE001 - not every backend reports memory
+            return _FALLBACK_MEMORY
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = _FALLBACK_MEMORY
+    try:  # a container's limit, when there is one
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        if limit.isdigit():
+            memory = min(memory, int(limit))
+    except OSError:
+        pass
+    return memory
+
+
+def default_batch_pixels(device: jax.Device | None = None, dtype: str = "float32",
+                         width: float = 1.0) -> int:
+    """Padded pixels per device step that fit in MEMORY_FRACTION of the device's memory."""
+    device = device or jax.local_devices()[0]
+    per_pixel = BYTES_PER_PIXEL.get(dtype, BYTES_PER_PIXEL["float32"]) * max(1.0, width)
+    return max(1, int(device_memory(device) * MEMORY_FRACTION / per_pixel))
+
 
 @dataclasses.dataclass
-class Features:
-    """Extraction results, in input order.
+class BatchResult:
+    """What one batch gave: features of ``indices`` (input order within the batch), failures.
 
-    paths: the N images that were used. quality / content: (N, 4096) float32,
-    or None when that encoder was not given. failed / errors: inputs that could
-    not be used, with a one-line reason each.
+    features: {encoder name: (len(indices), 2 * D) float32}. failures:
+    [(input index, one-line reason)].
     """
 
-    paths: list[str]
-    quality: np.ndarray | None
-    content: np.ndarray | None
-    failed: list[str]
-    errors: list[str]
+    indices: list[int]
+    features: dict[str, np.ndarray]
+    failures: list[tuple[int, str]]
 
-    def reiqa(self) -> np.ndarray:
-        """The 8192-d Re-IQA feature: content ⊕ quality (both encoders needed)."""
-        if self.quality is None or self.content is None:
-            raise ValueError("the Re-IQA feature needs both the content and the quality encoder")
-        return np.concatenate([self.content, self.quality], axis=1)
 
-    def save_npz(self, path) -> None:
-        arrays = {
-            "paths": np.asarray(self.paths, dtype=str),
-            "failed": np.asarray(self.failed, dtype=str),
-            "errors": np.asarray(self.errors, dtype=str),
-        }
-        for name in ENCODER_INPUTS:
-            value = getattr(self, name)
-            if value is not None:
-                arrays[name] = value
-        np.savez(path, **arrays)
+@dataclasses.dataclass(frozen=True)
+class _Place:
+    """One image at one scale in a step.
+
+    index: input index; scale: 0 full, 1 half; top, left: where it goes;
+    height, width: the room it has (the image's size from its header in a
+    canvas, the whole padded shape in a bucket batch).
+    """
+
+    index: int
+    scale: int
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+@dataclasses.dataclass
+class _Step:
+    """One run of the encoders: ``len(slots)`` padded images of ``shape`` (H, W).
+
+    Each slot holds the images placed in it: one at (0, 0) in a bucket batch,
+    several in a canvas, none in an empty slot (that fills the last devices).
+    """
+
+    shape: tuple[int, int]
+    slots: list[list[_Place]]
+
+    @property
+    def indices(self) -> list[int]:
+        return list(dict.fromkeys(place.index for slot in self.slots for place in slot))
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _encode(graphdef, state, images, mean, std):
-    """(B, H, W, 3) uint8 -> (B, D) float32 encoder features, eval mode.
+def _encode(graphdef, state, images, regions, mean, std):
+    """(B, H, W, 3) uint8 padded images -> the last activation (B, H/32, W/32, D) float32.
 
-    Module-level, so every extractor of the same architecture shares its compilations.
+    Zero outside the images; :func:`pool_regions` averages each image's
+    region. regions: ``valid_regions`` of the images. Module-level, so every
+    extractor of the same architecture shares its compilations.
     """
     x = (images.astype(jnp.float32) / 255.0 - mean) / std
-    return nnx.merge(graphdef, state).encoder(x).astype(jnp.float32)
+    encoder = nnx.merge(graphdef, state).encoder
+    return masked_stages(encoder, x, regions)[-1].astype(jnp.float32)
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _dtype_name(dtype) -> str:
+    return "bfloat16" if jnp.dtype(dtype) == jnp.bfloat16 else "float32"
 
 
 class FeatureExtractor:
     """Runs one or two Re-IQA encoders over image files.
 
-    quality_model / content_model: ReIQAModel (or anything with ``.encoder``)
-    whose BatchNorm is switched to eval mode here. batch_size is rounded up to
-    a multiple of the number of local devices.
+    quality_model / content_model: ReIQAModel (or anything with ``.encoder``,
+    a ResNet) whose BatchNorm is switched to eval mode here.
+    batch_size: most images per step (rounded to a power of two per device).
+    batch_pixels: most padded full-scale pixels per device step (default:
+    sized to the device's memory, :func:`default_batch_pixels`).
+    buckets_per_octave: padding grid (:mod:`reiqa_jax.buckets`); 0 runs every
+    image at its own size (and packs no canvases). canvases: pack the images
+    of sparse buckets together (see the module docstring); False gives every
+    bucket batches of its own. compile_cache: use JAX's persistent
+    compilation cache (:mod:`reiqa_jax.compile_cache`).
     """
 
     def __init__(self, *, quality_model=None, content_model=None, batch_size: int = 8,
                  exif_transpose: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 num_workers: int = 4, devices: Sequence[jax.Device] | None = None):
+                 num_workers: int = 4, devices: Sequence[jax.Device] | None = None,
+                 batch_pixels: int | None = None, buckets_per_octave: int = 4,
+                 canvases: bool = True, compile_cache: bool = True):
         models = {"quality": quality_model, "content": content_model}
         self._encoders = {}
+        self._geometry = {}
         self.feature_dims: dict[str, int] = {}
         for name, model in models.items():
             if model is not None:
                 model.eval()
                 self.feature_dims[name] = 2 * model.encoder.feat_dim
-                graphdef, state = nnx.split(model)
-                self._encoders[name] = (graphdef, state)
+                self._geometry[name] = model.encoder
+                self._encoders[name] = nnx.split(model)
         if not self._encoders:
             raise ValueError("at least one of quality_model / content_model is needed")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if buckets_per_octave < 0:
+            raise ValueError(f"buckets_per_octave must be >= 0, got {buckets_per_octave}")
         devices = list(devices or jax.local_devices())
-        self.batch_size = -(-max(1, batch_size) // len(devices)) * len(devices)
+        self.devices = devices
+        self.per_device = largest_power_of_two(-(-batch_size // len(devices)))
+        self.batch_size = self.per_device * len(devices)
+        if batch_pixels is None:
+            encoder = next(iter(self._geometry.values()))
+            batch_pixels = default_batch_pixels(
+                devices[0], _dtype_name(encoder.dtype),
+                max(float(e.width) for e in self._geometry.values()))
+        if batch_pixels < 1:
+            raise ValueError(f"batch_pixels must be positive, got {batch_pixels}")
+        self.batch_pixels = int(batch_pixels)
+        self.buckets_per_octave = int(buckets_per_octave)
         mesh = Mesh(np.asarray(devices), ("data",))
         self._batch_sharding = NamedSharding(mesh, P("data"))
-        replicated = NamedSharding(mesh, P())
+        self._replicated = NamedSharding(mesh, P())
         self._encoders = {
-            name: (graphdef, jax.device_put(state, replicated))
+            name: (graphdef, jax.device_put(state, self._replicated))
             for name, (graphdef, state) in self._encoders.items()
         }
         self._constants = {
-            name: tuple(jax.device_put(np.asarray(v, np.float32), replicated) for v in stats)
+            name: tuple(jax.device_put(np.asarray(v, np.float32), self._replicated)
+                        for v in stats)
             for name, stats in ENCODER_INPUTS.items()
         }
         self.exif_transpose = exif_transpose
-        self.max_pixels = max_pixels
+        self.max_pixels = check_max_pixels(max_pixels)
         self.num_workers = max(1, num_workers)
+        self.compile_cache = enable_compile_cache() if compile_cache else None
+        self.canvas = None  # exact sizes: no canvases
+        if self.buckets_per_octave and canvases:
+            side = min(CANVAS_SHAPE[0], int(self.batch_pixels ** 0.5) // ALIGN * ALIGN)
+            self.canvas = (side, side * CANVAS_SHAPE[1] // CANVAS_SHAPE[0]) if side else None
 
     # -- pieces ---------------------------------------------------------------
 
-    def _load(self, path: str):
+    def _load(self, path: str) -> LoadedImage | ImageLoadError:
         try:
             return load_image(path, exif_transpose=self.exif_transpose, max_pixels=self.max_pixels)
         except ImageLoadError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
-            return ImageLoadError(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            return ImageLoadError(_one_line(exc))
 
-    def _shape_groups(self, paths: Sequence[str], report) -> list[list[int]]:
-        """Input indices grouped by (H, W) from the headers, groups in first-seen order."""
-        groups: dict[tuple[int, int], list[int]] = collections.OrderedDict()
-        for index, path in enumerate(paths):
-            try:
-                shape = image_size(path, exif_transpose=self.exif_transpose)
-            except ImageLoadError as exc:
-                report(index, str(exc))
+    def _size(self, path: str) -> tuple[int, int] | str:
+        try:
+            return image_size(path, exif_transpose=self.exif_transpose)
+        except ImageLoadError as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
+            return _one_line(exc)
+
+    def too_large(self, height: int, width: int) -> str:
+        """The one-line reason an image of (height, width) fits no batch."""
+        return (f"image is {width}x{height} = {width * height} pixels, more than the limit of "
+                f"{self.batch_pixels} pixels per batch (batch_pixels, --batch-pixels; the "
+                f"default is sized to the device's memory)")
+
+    def _fit(self, height: int, width: int) -> tuple[tuple[int, int], int] | None:
+        """(padded shape, images per device) for an image, or None if it fits no batch."""
+        shape = bucket_shape(height, width, self.buckets_per_octave)
+        per_device = images_per_device(shape[0] * shape[1], self.batch_pixels, self.per_device)
+        if per_device == 0:  # padding would not fit: try the image at its own size
+            shape = (height, width)
+            per_device = images_per_device(height * width, self.batch_pixels, self.per_device)
+        return (shape, per_device) if per_device else None
+
+    def _in_canvas(self, height: int, width: int) -> bool:
+        return (self.canvas is not None and fits_canvas(height, width, self.canvas)
+                and fits_canvas(height // 2, width // 2, self.canvas))
+
+    def _bucket_steps(self, indices: list[int], shape: tuple[int, int],
+                      slots: int) -> list[_Step]:
+        """A full-scale step of ``shape`` and a half-scale step of half that shape."""
+        steps = []
+        for scale in (0, 1):
+            height, width = shape[0] // (1 + scale), shape[1] // (1 + scale)
+            steps.append(_Step((height, width),
+                               [[_Place(i, scale, 0, 0, height, width)] for i in indices]
+                               + [[] for _ in range(slots - len(indices))]))
+        return steps
+
+    def _canvas_steps(self, indices: list[int], sizes: dict[int, tuple[int, int]]) -> list[_Step]:
+        """Both scales of ``indices`` packed into canvases, one canvas per device per step."""
+        items = [(index, scale, sizes[index][0] // (1 + scale), sizes[index][1] // (1 + scale))
+                 for index in indices for scale in (0, 1)]
+        canvases = [[_Place(*items[item][:2], top, left, *items[item][2:])
+                     for item, top, left in canvas]
+                    for canvas in pack([item[2:] for item in items], self.canvas)]
+        devices = len(self.devices)
+        steps = []
+        for start in range(0, len(canvases), devices):
+            group = canvases[start:start + devices]
+            used = max(place.top + place.height for canvas in group for place in canvas)
+            # The last canvases are often part-filled: cut them to the height used.
+            height = min(self.canvas[0], bucket_size(round_up(used, ALIGN)))
+            steps.append(_Step((height, self.canvas[1]),
+                               group + [[] for _ in range(devices - len(group))]))
+        return steps
+
+    def plan(self, paths: Sequence[str], report: Callable[[int, str], None],
+             pool: concurrent.futures.Executor | None = None) -> list[_Step]:
+        """The steps for ``paths``, from the image headers; unusable inputs are reported."""
+        sizes = (pool.map(self._size, paths) if pool is not None else map(self._size, paths))
+        known: dict[int, tuple[int, int]] = {}
+        groups: dict[tuple[int, int], list[int]] = {}
+        capacity: dict[tuple[int, int], int] = {}
+        for index, size in enumerate(sizes):
+            if isinstance(size, str):
+                report(index, size)
                 continue
-            except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
-                report(index, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            if size[0] * size[1] > self.max_pixels:
+                report(index, too_many_pixels(size[1], size[0], self.max_pixels))
                 continue
+            fit = self._fit(*size)
+            if fit is None:
+                report(index, self.too_large(*size))
+                continue
+            known[index] = size
+            shape, per_device = fit
             groups.setdefault(shape, []).append(index)
-        return [members for members in groups.values()]
+            capacity[shape] = per_device
+        steps, canvas = [], []
+        devices = len(self.devices)
+        for shape, members in groups.items():
+            full = capacity[shape] * devices
+            bucketed = len(members) // full * full if len(members) >= CANVAS_BELOW else 0
+            rest = [i for i in members[bucketed:] if self._in_canvas(*known[i])]
+            alone = [i for i in members[bucketed:] if not self._in_canvas(*known[i])]
+            canvas.extend(rest)
+            for chunk in (members[:bucketed], alone):
+                start = 0
+                for slots in split_batches(len(chunk), capacity[shape], devices):
+                    part = chunk[start:start + slots]
+                    steps.extend(self._bucket_steps(part, shape, slots))
+                    start += len(part)
+        if canvas:
+            steps.extend(self._canvas_steps(canvas, known))
+        return steps
 
-    def _run_batch(self, full: np.ndarray, half: np.ndarray) -> dict[str, jax.Array]:
-        """Dispatches one same-shape batch; returns device arrays (B, 2 * D)."""
-        count = full.shape[0]
-        if count < self.batch_size:  # pad by repetition: one compilation per shape
-            repeat = np.arange(self.batch_size) % count
-            full, half = full[repeat], half[repeat]
-        full = jax.device_put(full, self._batch_sharding)
-        half = jax.device_put(half, self._batch_sharding)
-        out = {}
+    def _dispatch(self, step: _Step, images: dict[int, LoadedImage]):
+        """Pads one step and queues it on the devices.
+
+        Returns (places, {encoder: device array of the last activation}, rects):
+        the images run, and their regions at the last resolution.
+        """
+        pixels = np.zeros((len(step.slots), *step.shape, 3), np.uint8)
+        placements, places = [], []
+        for row, slot in enumerate(step.slots):
+            rects = []
+            for place in slot:
+                array = images[place.index].half if place.scale else images[place.index].full
+                height, width = array.shape[:2]
+                pixels[row, place.top:place.top + height, place.left:place.left + width] = array
+                rects.append((place.top, place.left, height, width))
+                places.append(place)
+            placements.append(rects)
+        pixels = jax.device_put(pixels, self._batch_sharding)
+        out, rects_out, regions_cache = {}, None, {}
         for name, (graphdef, state) in self._encoders.items():
+            if graphdef not in regions_cache:
+                regions, rects_out = valid_regions(self._geometry[name], placements, step.shape)
+                regions_cache[graphdef] = jax.device_put(regions, regions._replace(
+                    masks=tuple(self._batch_sharding for _ in regions.masks),
+                    one=self._replicated))
             mean, std = self._constants[name]
-            out[name] = jnp.concatenate([
-                _encode(graphdef, state, full, mean, std),
-                _encode(graphdef, state, half, mean, std),
-            ], axis=1)
-        return out
+            out[name] = _encode(graphdef, state, pixels, regions_cache[graphdef], mean, std)
+        return places, out, rects_out
 
-    # -- the whole job --------------------------------------------------------
+    def iter_batches(self, paths: Sequence[str], *,
+                     on_error: Callable[[str, str], None] | None = None
+                     ) -> Iterator[BatchResult]:
+        """Features for ``paths``, one :class:`BatchResult` at a time (not in input order).
+
+        An image is yielded once both its scales are done. Unusable inputs
+        come as failures (first those found from the headers, then those found
+        while decoding). Stopping the iteration early (``close()``) cancels
+        the decoding that has not started.
+        """
+        paths = [str(p) for p in paths]
+        failed: set[int] = set()
+        redo: set[int] = set()  # images whose pixels are larger than their header says
+        dedicated: set[int] = set()  # ids of the steps that run those on their own
+        done: dict[int, dict[str, list]] = {}
+
+        def report(index: int, message: str, into: list) -> None:
+            if index not in failed:
+                failed.add(index)
+                into.append((index, message))
+                if on_error is not None:
+                    on_error(paths[index], message)
+
+        pool = concurrent.futures.ThreadPoolExecutor(self.num_workers)
+        try:
+            early: list[tuple[int, str]] = []
+            steps = self.plan(paths, lambda i, m: report(i, m, early), pool)
+            if early:
+                yield BatchResult([], {}, early)
+            loads: dict[int, Iterator] = {}
+
+            def decode(number: int) -> None:
+                if number < len(steps) and number not in loads:
+                    loads[number] = pool.map(self._load,
+                                             [paths[i] for i in steps[number].indices])
+
+            pending = None
+            number = 0
+            while number < len(steps):
+                step = steps[number]
+                decode(number)
+                decode(number + 1)  # decode the next step while this one runs
+                failures: list[tuple[int, str]] = []
+                images = {}
+                for index, loaded in zip(step.indices, loads.pop(number)):
+                    if isinstance(loaded, ImageLoadError):
+                        report(index, str(loaded), failures)
+                    else:
+                        images[index] = loaded
+                slots = []
+                for slot in step.slots:
+                    kept = []
+                    for place in slot:
+                        if place.index in failed or (place.index in redo
+                                                     and id(step) not in dedicated):
+                            continue
+                        image = images[place.index]
+                        array = image.half if place.scale else image.full
+                        if array.shape[0] <= place.height and array.shape[1] <= place.width:
+                            kept.append(place)
+                            continue
+                        # The pixels are larger than the header said: run it on its own.
+                        redo.add(place.index)
+                        done.pop(place.index, None)
+                        fit = self._fit(*image.full.shape[:2])
+                        if fit is None:
+                            report(place.index, self.too_large(*image.full.shape[:2]), failures)
+                            continue
+                        alone = self._bucket_steps([place.index], fit[0], len(self.devices))
+                        dedicated.update(id(extra) for extra in alone)
+                        steps.extend(alone)
+                    slots.append(kept)
+                dispatched = self._dispatch(_Step(step.shape, slots), images) \
+                    if any(slots) else None
+                if pending is not None:  # the previous step, now that this one is queued
+                    yield _collect(*pending, done, failed, self._encoders)
+                pending = (dispatched, failures)
+                number += 1
+            if pending is not None:
+                yield _collect(*pending, done, failed, self._encoders)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def extract(self, paths: Sequence[str], *, progress: bool = True,
                 on_error: Callable[[str, str], None] | None = None) -> Features:
         """Features for ``paths`` (input order kept); bad images are reported and skipped."""
         paths = [str(p) for p in paths]
         failures: dict[int, str] = {}
-
-        def report(index: int, message: str) -> None:
-            failures[index] = message
-            if on_error is not None:
-                on_error(paths[index], message)
-
-        bar = tqdm(total=len(paths), disable=not progress, unit="img", file=sys.stderr)
-        features: dict[str, dict[int, np.ndarray]] = {name: {} for name in self._encoders}
-        pending: list[tuple[list[int], dict[str, jax.Array]]] = []
-
-        def collect() -> None:
-            for indices, outputs in pending:
-                for name, value in outputs.items():
-                    rows = np.asarray(value)
-                    for row, index in enumerate(indices):
-                        features[name][index] = rows[row]
-                bar.update(len(indices))
-            pending.clear()
-
-        batches = [group[i:i + self.batch_size]
-                   for group in self._shape_groups(paths, report)
-                   for i in range(0, len(group), self.batch_size)]
-        bar.update(len(failures))
-        with concurrent.futures.ThreadPoolExecutor(self.num_workers) as pool:
-            loads = [pool.map(self._load, [paths[i] for i in batches[0]])] if batches else []
-            for number, batch in enumerate(batches):
-                if number + 1 < len(batches):  # decode the next batch while this one runs
-                    loads.append(pool.map(self._load, [paths[i] for i in batches[number + 1]]))
-                by_shape: dict[tuple, list[tuple[int, object]]] = collections.OrderedDict()
-                for index, loaded in zip(batch, loads[number]):
-                    if isinstance(loaded, ImageLoadError):
-                        report(index, str(loaded))
-                        bar.update(1)
-                    else:  # a header can disagree with the pixels: group by what was decoded
-                        by_shape.setdefault(loaded.full.shape, []).append((index, loaded))
-                loads[number] = None
-                dispatched = []
-                for members in by_shape.values():
-                    indices = [index for index, _ in members]
-                    full = np.stack([image.full for _, image in members])
-                    half = np.stack([image.half for _, image in members])
-                    dispatched.append((indices, self._run_batch(full, half)))
-                collect()  # the previous batch, now that this one is queued
-                pending.extend(dispatched)
-            collect()
-        bar.close()
-
-        done = sorted(features[next(iter(features))])
-        result = {name: (np.stack([rows[i] for i in done]).astype(np.float32) if done
+        rows: dict[str, dict[int, np.ndarray]] = {name: {} for name in self._encoders}
+        with tqdm(total=len(paths), disable=not progress, unit="img", file=sys.stderr) as bar:
+            for result in self.iter_batches(paths, on_error=on_error):
+                failures.update(result.failures)
+                for name, values in result.features.items():
+                    rows[name].update(zip(result.indices, values))
+                bar.update(len(result.indices) + len(result.failures))
+        done = sorted(rows[next(iter(rows))])
+        result = {name: (np.stack([values[i] for i in done]).astype(np.float32) if done
                          else np.zeros((0, self.feature_dims[name]), np.float32))
-                  for name, rows in features.items()}
+                  for name, values in rows.items()}
         failed = sorted(failures)
         return Features(
             paths=[paths[i] for i in done],
@@ -238,15 +489,47 @@ class FeatureExtractor:
         )
 
 
+def wait_until_ready(arrays: Sequence[jax.Array], poll: float = 0.02) -> None:
+    """Waits for device arrays in short sleeps, so that signal handlers run meanwhile."""
+    for array in arrays:
+        while not array.is_ready():
+            time.sleep(poll)
+
+
+def _collect(dispatched, failures, done, failed, encoders) -> BatchResult:
+    """Pools a finished step; returns the images now complete (both scales)."""
+    complete: list[int] = []
+    if dispatched is not None:
+        places, outputs, rects = dispatched
+        wait_until_ready(list(outputs.values()))
+        pooled = {name: [vector for slot in pool_regions(np.asarray(array), rects)
+                         for vector in slot] for name, array in outputs.items()}
+        for number, place in enumerate(places):
+            if place.index in failed:
+                continue
+            entry = done.setdefault(place.index, {name: [None, None] for name in encoders})
+            for name in encoders:
+                entry[name][place.scale] = pooled[name][number]
+            if all(part is not None for parts in entry.values() for part in parts):
+                complete.append(place.index)
+    features = {name: np.stack([np.concatenate(done[i][name]) for i in complete])
+                if complete else np.zeros((0, 0), np.float32) for name in encoders}
+    for index in complete:
+        del done[index]
+    return BatchResult(complete, features, failures)
+
+
 def extract_features(paths: Sequence[str], *, quality_ckpt=None, content_ckpt=None,
                      batch_size: int = 8, dtype: str = "float32", exif_transpose: bool = False,
                      max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False,
-                     on_error: Callable[[str, str], None] | None = None) -> Features:
+                     on_error: Callable[[str, str], None] | None = None,
+                     batch_pixels: int | None = None, buckets_per_octave: int = 4) -> Features:
     """Python API: Re-IQA features of image files from checkpoint directories.
 
     quality_ckpt / content_ckpt: directories written by ``reiqa convert`` (or
     training); at least one. dtype: compute dtype, "float32" or "bfloat16".
-    Returns :class:`Features` with numpy arrays.
+    Returns :class:`Features` with numpy arrays (``quality_ckpt`` /
+    ``content_ckpt`` hold the absolute checkpoint paths).
     """
     from reiqa_jax.checkpoint import load_model
 
@@ -254,5 +537,9 @@ def extract_features(paths: Sequence[str], *, quality_ckpt=None, content_ckpt=No
     extractor = FeatureExtractor(
         quality_model=load_model(quality_ckpt, dtype=compute) if quality_ckpt else None,
         content_model=load_model(content_ckpt, dtype=compute) if content_ckpt else None,
-        batch_size=batch_size, exif_transpose=exif_transpose, max_pixels=max_pixels)
-    return extractor.extract(paths, progress=progress, on_error=on_error)
+        batch_size=batch_size, exif_transpose=exif_transpose, max_pixels=max_pixels,
+        batch_pixels=batch_pixels, buckets_per_octave=buckets_per_octave)
+    features = extractor.extract(paths, progress=progress, on_error=on_error)
+    features.quality_ckpt = os.path.abspath(quality_ckpt) if quality_ckpt else ""
+    features.content_ckpt = os.path.abspath(content_ckpt) if content_ckpt else ""
+    return features

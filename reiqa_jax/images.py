@@ -16,8 +16,12 @@ filter). We do exactly that, and decide the cases the demos never met:
 * **CMYK, YCbCr, L, P, 1** go through PIL's ``convert('RGB')``.
 * Floating-point images (mode ``F``) have no agreed range and are refused.
 * Images with more than ``max_pixels`` pixels (PIL's decompression-bomb
-  limit by default) are refused before their pixels are decoded.
+  limit by default) are refused before their pixels are decoded. A larger
+  ``max_pixels`` raises PIL's own limit (``Image.MAX_IMAGE_PIXELS``, process
+  wide) to match, since PIL would refuse those images first.
 * Images smaller than 2x2 are refused: the half scale would be empty.
+* Only regular files are opened: a broken symbolic link, a FIFO (which would
+  block forever), a socket or a device is refused without being read.
 
 Every refusal and every decoding failure (truncated file, not an image)
 raises :class:`ImageLoadError` with a one-line message.
@@ -26,6 +30,9 @@ raises :class:`ImageLoadError` with a one-line message.
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
+import threading
 import warnings
 from pathlib import Path
 
@@ -38,6 +45,43 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 class ImageLoadError(ValueError):
     """An input that cannot be used as an image; the message is one line."""
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISDIR, "a directory"))
+
+
+def check_max_pixels(max_pixels: int) -> int:
+    """``max_pixels`` as a positive int; raises PIL's own limit to it when it is larger."""
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    with _PIL_LIMIT_LOCK:
+        if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+            Image.MAX_IMAGE_PIXELS = max_pixels
+    return max_pixels
+
+
+def too_many_pixels(width: int, height: int, max_pixels: int) -> str:
+    """The one-line refusal of an image over the ``max_pixels`` limit."""
+    return (f"image has {width}x{height} = {width * height} pixels, more than the limit of "
+            f"{max_pixels} (possible decompression bomb; see max_pixels / --max-pixels)")
+
+
+def _check_regular_file(path: str | Path) -> None:
+    """Raises ImageLoadError unless ``path`` is a regular file (after symbolic links)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ImageLoadError(f"broken symbolic link (to {os.readlink(path)})") from None
+        raise ImageLoadError("no such file") from None
+    except OSError as exc:
+        raise ImageLoadError(f"cannot read file: {_one_line(exc)}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a file")
+        raise ImageLoadError(f"not a regular file ({kind}); not read")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +118,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 def open_image(path: str | Path, *, exif_transpose: bool = False,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Opens and fully decodes ``path`` as an RGB PIL image, or raises ImageLoadError."""
+    check_max_pixels(max_pixels)
+    _check_regular_file(path)
     try:
         with warnings.catch_warnings():
             # We enforce our own pixel limit below; PIL's warning would only be noise.
@@ -81,9 +127,7 @@ def open_image(path: str | Path, *, exif_transpose: bool = False,
             with Image.open(path) as image:
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise ImageLoadError(
-                        f"image has {width}x{height} = {width * height} pixels, "
-                        f"more than the limit of {max_pixels} (possible decompression bomb)")
+                    raise ImageLoadError(too_many_pixels(width, height, max_pixels))
                 image.load()
                 if exif_transpose:
                     image = ImageOps.exif_transpose(image)
@@ -114,6 +158,7 @@ def load_image(path: str | Path, *, exif_transpose: bool = False,
 
 def image_size(path: str | Path, *, exif_transpose: bool = False) -> tuple[int, int]:
     """(height, width) from the header alone, after EXIF rotation when asked."""
+    _check_regular_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -4,21 +4,30 @@ An input is one of:
 
 * an image file: used as given, whatever its extension (a file named on the
   command line that turns out not to be an image is reported, not skipped);
-* a directory: searched recursively for files with an image extension, in
-  sorted order; other files are counted and skipped;
+* a directory: searched recursively (symbolic links to folders are
+  followed, each folder once) for names with an image extension, in sorted
+  order; other files are counted and skipped. A name with an image
+  extension that is a broken symbolic link, a FIFO or another special file
+  is kept, so that the loader reports it instead of it vanishing;
 * a ``.csv`` list: the column named ``image_path`` / ``path`` / ``image`` /
-  ``image_name`` / ``filename`` (any case; the official training CSV uses
-  ``Image_path``), else the first column;
+  ``image_name`` / ``filename`` / ``file`` (any case; the official training
+  CSV uses ``Image_path``), else the first column. The other columns are
+  carried through as text (e.g. a MOS column). A CSV whose first row names an
+  existing file has no header: its columns are named by position, from "1";
 * a ``.txt`` / ``.lst`` list: one path per line, ``#`` starts a comment.
 
 Relative paths inside a list are taken relative to the list's own folder, so
-a dataset folder with its label file can be moved as a whole.
+a dataset folder with its label file can be moved as a whole. Every input
+keeps two names: its resolved absolute path (``paths``) and the entry as the
+user wrote it (``entries``): the list cell, the file argument, or the folder
+argument joined with the path found inside it.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 from pathlib import Path
 
 IMAGE_EXTENSIONS = frozenset({
@@ -35,57 +44,127 @@ class InputError(ValueError):
 
 @dataclasses.dataclass
 class ExpandedInputs:
-    """paths: images in input order. skipped: files in directories without an image extension."""
+    """The images named by the inputs, in order.
+
+    paths: absolute paths. entries: the same images as written (see the
+    module docstring). columns: {name: one string per path} from CSV lists,
+    '' where an image has no such column. skipped: files in folders without
+    an image extension.
+    """
 
     paths: list[str]
     skipped: list[str]
+    entries: list[str] = dataclasses.field(default_factory=list)
+    columns: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.entries:
+            self.entries = list(self.paths)
 
 
-def _read_csv_list(path: Path) -> list[str]:
+@dataclasses.dataclass
+class _ListRows:
+    entries: list[str]
+    columns: dict[str, list[str]]
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+def _read_csv_list(path: Path) -> _ListRows:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
     if not rows:
-        return []
-    header = [cell.strip().lower() for cell in rows[0]]
-    for name in _PATH_COLUMNS:
-        if name in header:
-            column = header.index(name)
-            return [row[column].strip() for row in rows[1:] if len(row) > column]
-    # No recognised header: the first column holds paths; a first row that is a
-    # header names no existing file and would only add a bogus failure.
-    first = rows[0][0].strip()
-    body = rows if (path.parent / first).exists() or Path(first).exists() else rows[1:]
-    return [row[0].strip() for row in body if row]
+        return _ListRows([], {})
+    width = max(len(row) for row in rows)
+    rows = [[cell.strip() for cell in row] + [""] * (width - len(row)) for row in rows]
+    header = [cell.lower() for cell in rows[0]]
+    column = next((header.index(name) for name in _PATH_COLUMNS if name in header), None)
+    if column is not None:
+        names = [cell or str(i + 1) for i, cell in enumerate(rows[0])]
+        body = rows[1:]
+    else:
+        # No recognised header: the first column holds paths; a first row that is a
+        # header names no existing file and would only add a bogus failure.
+        column = 0
+        first = rows[0][0]
+        has_header = not ((path.parent / Path(first).expanduser()).exists()
+                          or Path(first).expanduser().exists())
+        names = ([cell or str(i + 1) for i, cell in enumerate(rows[0])] if has_header
+                 else [str(i + 1) for i in range(width)])
+        body = rows[1:] if has_header else rows
+    body = [row for row in body if row[column]]
+    names = _unique_names(names)
+    columns = {names[i]: [row[i] for row in body] for i in range(width) if i != column}
+    return _ListRows([row[column] for row in body], columns)
 
 
-def _read_text_list(path: Path) -> list[str]:
+def _read_text_list(path: Path) -> _ListRows:
     lines = path.read_text(encoding="utf-8-sig").splitlines()
-    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+    entries = [line.split("#", 1)[0].strip() for line in lines]
+    return _ListRows([e for e in entries if e], {})
 
 
-def _resolve(entry: str, base: Path) -> str:
-    candidate = Path(entry).expanduser()
-    return str(candidate if candidate.is_absolute() else base / candidate)
+def _walk(top: Path):
+    """Relative paths of every non-folder entry under ``top``, following folder links once."""
+    seen = set()
+    for root, dirs, files in os.walk(top, followlinks=True):
+        try:
+            stat = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (stat.st_dev, stat.st_ino) in seen:  # a link back into the tree
+            dirs[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        rel_root = Path(root).relative_to(top)
+        for name in files:  # broken links and special files land here too
+            yield rel_root / name
 
 
 def expand_inputs(inputs: list[str]) -> ExpandedInputs:
     """Expands files, directories and list files into image paths, in order."""
     paths: list[str] = []
+    entries: list[str] = []
     skipped: list[str] = []
+    columns: dict[str, list[str]] = {}
+
+    def add(path: str, entry: str, row: dict[str, str] | None = None) -> None:
+        for name, value in (row or {}).items():
+            columns.setdefault(name, [""] * len(paths)).append(value)
+        paths.append(os.path.abspath(path))
+        entries.append(entry)
+        for values in columns.values():
+            if len(values) < len(paths):
+                values.append("")
+
     for raw in inputs:
         item = Path(raw).expanduser()
         if item.is_dir():
-            for file in sorted(p for p in item.rglob("*") if p.is_file()):
-                (paths if file.suffix.lower() in IMAGE_EXTENSIONS else skipped).append(str(file))
+            for rel in sorted(_walk(item), key=lambda p: p.parts):
+                found = os.path.join(raw, str(rel))
+                if rel.suffix.lower() in IMAGE_EXTENSIONS:
+                    add(str(item / rel), found)
+                else:
+                    skipped.append(found)
         elif item.suffix.lower() in LIST_EXTENSIONS and item.is_file():
             reader = _read_csv_list if item.suffix.lower() == ".csv" else _read_text_list
             try:
-                entries = reader(item)
+                rows = reader(item)
             except (OSError, UnicodeDecodeError, csv.Error) as exc:
-                raise InputError(f"cannot read list {raw}: {exc}") from None
-            paths.extend(_resolve(entry, item.parent) for entry in entries)
-        elif item.exists():
-            paths.append(str(item))
+                raise InputError(f"cannot read list {raw}: {' '.join(str(exc).split())}") from None
+            for i, entry in enumerate(rows.entries):
+                add(str(item.parent / Path(entry).expanduser()), entry,
+                    {name: values[i] for name, values in rows.columns.items()})
+        elif item.exists() or item.is_symlink():
+            add(str(item), raw)
         else:
             raise InputError(f"input does not exist: {raw}")
-    return ExpandedInputs(paths=paths, skipped=skipped)
+    return ExpandedInputs(paths=paths, skipped=skipped, entries=entries, columns=columns)

@@ -157,3 +157,42 @@ def test_layout_names_every_array_once():
         assert len(paths) == len(set(paths)) and set(paths) == set(shapes[coll])
     # 53 convs, 53 BNs (weight, bias, mean, var, counter), 2 linears (w, b)
     assert len(tl.model_layout(50)) == 53 + 53 * 5 + 4
+
+
+def test_nan_or_inf_weights_are_refused_on_load(tiny, tmp_path):
+    model, _, _ = tiny
+    arrays = {coll: {k: np.array(v) for k, v in tree.items()}
+              for coll, tree in model_arrays(model).items()}
+    arrays["params"]["encoder/conv1/kernel"][0, 0, 0, 0] = np.nan
+    arrays["batch_stats"]["encoder/bn1/var"][1] = np.inf
+    _one_line_error(lambda: build_model(ARCH, arrays), "NaN or Inf", "encoder/conv1/kernel")
+    kernel = model.encoder.conv1.kernel  # a diverged model can still be saved...
+    saved = kernel.get_value()
+    kernel.set_value(saved.at[0, 0, 0, 0].set(jnp.inf))
+    try:
+        d = save_model(tmp_path / "inf", model)
+    finally:
+        kernel.set_value(saved)
+    _one_line_error(lambda: load_model(d), "NaN or Inf", "encoder/conv1/kernel")  # ...not used
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"arch": {"depth": 77, "width": 0.125, "feat_dim": 16}}, "depth 77"),
+    ({"arch": {"depth": 18, "width": "wide", "feat_dim": 16}}, "width 'wide'"),
+    ({"arch": {"depth": 18, "width": 0.001, "feat_dim": 16}}, "width 0.001"),
+    ({"arch": {"depth": 18, "width": 0.125, "feat_dim": -1}}, "feat_dim -1"),
+    ({"arch": {"depth": True, "width": 0.125, "feat_dim": 16}}, "depth True"),
+    ({"items": ["model", 3]}, "bad item list"),
+    ({"epoch": "five"}, "epoch 'five'"),
+    ({"meta": [1, 2]}, "meta is not a JSON object"),
+    ({"version": 99}, "unsupported version"),
+])
+def test_tampered_header_is_a_one_line_error(tiny, tmp_path, change, needle):
+    d = save_model(tmp_path / "ck", tiny[0])
+    header = json.load(open(os.path.join(d, "reiqa.json")))
+    header.update(change)
+    json.dump(header, open(os.path.join(d, "reiqa.json"), "w"))
+    _one_line_error(lambda: load_model(d), needle)
+    with open(os.path.join(d, "reiqa.json"), "wb") as f:
+        f.write(b"\xff\xfe\x00 not utf-8")
+    _one_line_error(lambda: load_model(d), "unreadable")

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -289,3 +293,95 @@ def test_cli_errors_exit_2(tiny, capsys):
     assert "already exists" in capsys.readouterr().err
     with pytest.raises(ConversionError, match="already exists"):
         reiqa_to_torch(ours, src)
+
+
+# ----------------------------------------------------------------------------
+# the rough edges users met: each is one line on stderr, exit status 2, nothing written
+
+def _one_line(capsys, code):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("reiqa convert: error: ")
+    return lines[0]
+
+
+def test_not_a_checkpoint_and_wrong_direction_are_explained(tiny, capsys):
+    d = tiny["dir"]
+    (d / "random.pth").write_bytes(np.random.default_rng(0).bytes(1000))
+    (d / "text.pth").write_text("hello\n")
+    for name in ("random.pth", "text.pth"):
+        line = _one_line(capsys, main([str(d / name), str(d / "o1")], prog="reiqa convert"))
+        assert "is not a PyTorch checkpoint" in line and "arbitrary code" not in line
+    ours = torch_to_reiqa(_save(d, "dir.pth", tiny["sd"]), d / "ours_dir")
+    line = _one_line(capsys, main([ours, str(d / "o2")], prog="reiqa convert"))
+    assert "reiqa-jax checkpoint folder already" in line and "--to-torch" in line
+    line = _one_line(capsys, main([str(d / "dir.pth"), str(d / "o3.pth"), "--to-torch"],
+                                  prog="reiqa convert"))
+    assert "drop --to-torch" in line
+    assert not any((d / n).exists() for n in ("o1", "o2", "o3.pth"))
+
+
+def test_unwritable_output_folder_is_refused_before_reading(tiny, capsys, tmp_path):
+    src = _save(tmp_path, "ok.pth", tiny["sd"])
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    line = _one_line(capsys, main([str(src), str(blocker / "out")], prog="reiqa convert"))
+    assert "cannot write into" in line and str(blocker) in line
+    if os.geteuid() != 0:  # root ignores permissions
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        line = _one_line(capsys, main([str(src), str(locked / "out")], prog="reiqa convert"))
+        assert "cannot write into" in line
+        assert list(locked.iterdir()) == []
+
+
+def test_nan_weights_are_refused(tiny, capsys):
+    sd = dict(tiny["sd"])
+    sd["encoder.layer1.0.bn1.running_var"] = sd["encoder.layer1.0.bn1.running_var"].clone()
+    sd["encoder.layer1.0.bn1.running_var"][0] = float("inf")
+    src = _save(tiny["dir"], "inf.pth", sd)
+    line = _one_line(capsys, main([str(src), str(tiny["dir"] / "inf")], prog="reiqa convert"))
+    assert "NaN or Inf" in line and "encoder/layer1/0/bn1/var" in line
+    assert not (tiny["dir"] / "inf").exists()
+
+
+_WARN_AND_CONVERT = """
+import sys, warnings, torch
+real = torch.load
+def noisy(*args, **kwargs):
+    warnings.warn("TypedStorage is deprecated", UserWarning)
+    return real(*args, **kwargs)
+torch.load = noisy
+from reiqa_jax.cli import main
+sys.exit(main(["convert", sys.argv[1], sys.argv[2]]))
+"""
+
+
+def test_torch_warnings_do_not_reach_the_user(tiny, tmp_path):
+    src = _save(tmp_path, "warn.pth", tiny["sd"])
+    result = subprocess.run([sys.executable, "-c", _WARN_AND_CONVERT, str(src),
+                             str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr and result.stdout.startswith("wrote ")
+
+
+def test_sigterm_during_convert_leaves_nothing_behind(tmp_path):
+    """A full-size ResNet-50 takes long enough to write that the signal lands mid-save."""
+    net = randomize(ReIQANet(50, 1), seed=9)
+    src = _save(tmp_path, "big.pth", {"model": {f"module.{k}": v
+                                                for k, v in net.state_dict().items()}})
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "reiqa_jax.cli", "convert", str(src),
+                                str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob("out.tmp-*")) and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 143, (stdout, stderr)
+    lines = stderr.strip().splitlines()
+    assert lines == ["reiqa convert: interrupted by SIGTERM; nothing written"], stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.pth"]

@@ -1,4 +1,5 @@
-"""Feature extraction: demo-exact features, batching by shape, bad inputs, devices, CLI."""
+"""Feature extraction: demo-exact features, exact buckets, memory-bounded batches, bad inputs,
+devices, the compilation cache, CLI."""
 
 import json
 import os
@@ -13,33 +14,20 @@ from flax import nnx
 
 from bad_inputs import make_mixed_folder, photo
 from reiqa_jax import cli
-from reiqa_jax.checkpoint import save_model
-from reiqa_jax.extract import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, extract_features
+from reiqa_jax.checkpoint import build_model, save_model
+from reiqa_jax.extract import (IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, extract_features,
+                               load_features)
 from reiqa_jax.images import load_image
-from reiqa_jax.models import ReIQAModel
+from test_models import random_arrays
 
-ARCH = dict(depth=18, width=0.25)  # small and fast; the ResNet-50 path is in test_convert
+ARCH = dict(depth=18, width=0.25, feat_dim=128)  # small and fast; ResNet-50 is in test_convert
 FEAT = 2 * 128  # 512 * 0.25 per scale
-
-
-def _randomise_batch_stats(model, seed):
-    """Non-trivial running statistics, so eval-mode BatchNorm is not the identity."""
-    rng = np.random.default_rng(seed)
-    for path, stat in nnx.iter_graph(model):
-        if isinstance(stat, nnx.BatchStat):
-            shape = stat.get_value().shape
-            name = path[-1]
-            value = rng.uniform(0.5, 2.0, shape) if name == "var" else rng.normal(0, 0.2, shape)
-            stat.set_value(jnp.asarray(value, jnp.float32))
 
 
 @pytest.fixture(scope="module")
 def models():
-    quality = ReIQAModel(**ARCH, rngs=nnx.Rngs(0))
-    content = ReIQAModel(**ARCH, rngs=nnx.Rngs(1))
-    _randomise_batch_stats(quality, 0)
-    _randomise_batch_stats(content, 1)
-    return quality, content
+    """Random weights and non-trivial running statistics (eval-mode BN is not the identity)."""
+    return build_model(ARCH, random_arrays(ARCH, 0)), build_model(ARCH, random_arrays(ARCH, 1))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +71,7 @@ def _direct_features(model, path, mean, std):
 
 def test_cli_survives_a_mixed_folder_and_loses_nothing(cli_run, mixed, capsys):
     argv, out = cli_run
-    assert cli.main(argv) == 0
+    assert cli.main(argv) == 1  # some inputs failed
     stderr = capsys.readouterr().err
     result = np.load(out)
     good = sorted(str(p) for p in mixed["good"])
@@ -102,7 +90,7 @@ def test_cli_survives_a_mixed_folder_and_loses_nothing(cli_run, mixed, capsys):
 def test_features_are_the_demo_computation(cli_run, models, mixed):
     argv, out = cli_run
     if not out.exists():
-        assert cli.main(argv) == 0
+        assert cli.main(argv) == 1
     result = np.load(out)
     paths = list(result["paths"])
     quality, content = models
@@ -175,3 +163,132 @@ def test_unusable_checkpoint_is_a_one_line_error(make, tmp_path, mixed, capsys):
 def test_cli_needs_a_checkpoint(tmp_path, capsys):
     assert cli.main(["extract", "-o", str(tmp_path / "o.npz"), str(tmp_path)]) == 2
     assert "--quality-ckpt and/or --content-ckpt" in capsys.readouterr().err
+
+
+def _odd_photos(folder: Path) -> list[str]:
+    """Real photos cut to odd sizes; the first two share a bucket, the last is tiny."""
+    from skimage import data
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cuts = [("astronaut", 97, 131), ("coffee", 101, 141), ("astronaut", 3, 5)]
+    paths = []
+    for i, (name, h, w) in enumerate(cuts):
+        path = folder / f"{i}_{name}_{w}x{h}.png"
+        Image.fromarray(getattr(data, name)()[50:50 + h, 80:80 + w]).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_bucketed_features_equal_unbucketed_ones_on_odd_sized_photos(models, tmp_path):
+    paths = _odd_photos(tmp_path)
+    pair = dict(quality_model=models[0], content_model=models[1])
+    canvas = FeatureExtractor(**pair)  # the default: sparse buckets share canvases
+    bucketed = FeatureExtractor(**pair, canvases=False)
+    exact = FeatureExtractor(**pair, buckets_per_octave=0)
+    never = lambda i, m: pytest.fail(m)  # noqa: E731
+    steps = canvas.plan(paths, report=never)
+    assert len(steps) == 1 and len(steps[0].slots[0]) == 6  # 3 images x 2 scales, one program
+    steps = bucketed.plan(paths, report=never)
+    assert [0, 1] in [step.indices for step in steps]  # 131x97 and 141x101 share a batch
+    assert len({step.shape for step in steps}) < len({step.shape for step in
+                                                      exact.plan(paths, report=never)})
+    want = exact.extract(paths, progress=False)
+    assert want.paths == paths and not want.failed
+    for extractor in (canvas, bucketed):
+        got = extractor.extract(paths, progress=False)
+        assert got.paths == paths and not got.failed
+        for name in ("quality", "content"):
+            scale = np.abs(getattr(want, name)).max()
+            np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=0,
+                                       atol=1e-5 * scale)
+
+
+def test_memory_budget_large_image_alone_too_large_reported_run_goes_on(models, tmp_path):
+    paths = []
+    for name, size in (("astronaut", (40, 40)), ("coffee", (90, 90)), ("chelsea", (40, 38)),
+                       ("rocket", (130, 130))):
+        paths.append(str(tmp_path / f"{len(paths)}_{name}.png"))
+        photo(name, size).save(paths[-1])
+    budget = 10_000  # padded pixels per step: 4 of 40x40, one 96x96, no 130x130
+    extractor = FeatureExtractor(quality_model=models[0], batch_pixels=budget, batch_size=8,
+                                 canvases=False)
+    errors = []
+    steps = extractor.plan(paths, report=lambda i, m: errors.append((i, m)))
+    assert all(len(s.slots) * s.shape[0] * s.shape[1] <= budget for s in steps)
+    full_scale = [step.indices for step in steps[::2]]  # each batch: full, then half scale
+    assert sorted(full_scale) == [[0, 2], [1]]  # the 90x90 one alone
+    assert [i for i, _ in errors] == [3]
+    # With canvases (the default) as well: each canvas within the budget.
+    packed = FeatureExtractor(quality_model=models[0], batch_pixels=budget, batch_size=8)
+    assert all(s.shape[0] * s.shape[1] <= budget for s in packed.plan(paths, lambda i, m: None))
+    features = extractor.extract(paths, progress=False)
+    assert features.failed == [paths[3]]
+    message = features.errors[0]
+    assert "\n" not in message and "130x130" in message and "limit of 10000 pixels" in message
+    assert features.paths == [paths[i] for i in (0, 1, 2)]
+    big = _direct_features(models[0], paths[1], (0, 0, 0), (1, 1, 1))
+    np.testing.assert_allclose(features.quality[1], big, rtol=1e-4, atol=1e-5)
+
+
+_COMPILE_TWICE = """
+import json, sys, jax
+from jax import monitoring
+from reiqa_jax.extract import extract_features
+events = []
+monitoring.register_event_listener(lambda name, **kw: events.append(name))
+f = extract_features(json.loads(sys.argv[1]), quality_ckpt=sys.argv[2], batch_size=2)
+print(json.dumps({"requests": events.count("/jax/compilation_cache/compile_requests_use_cache"),
+                  "hits": events.count("/jax/compilation_cache/cache_hits"),
+                  "paths": len(f.paths)}))
+"""
+
+
+def test_a_second_run_compiles_nothing(checkpoints, tmp_path):
+    paths = _odd_photos(tmp_path / "photos")
+    env = dict(os.environ, REIQA_JAX_CACHE_DIR=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", _COMPILE_TWICE, json.dumps(paths),
+                              str(checkpoints[0])], env=env, capture_output=True, text=True,
+                             timeout=300, check=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert runs[0]["paths"] == runs[1]["paths"] == 3
+    assert runs[0]["requests"] >= 1 and runs[0]["hits"] == 0  # one canvas program
+    assert runs[1]["hits"] == runs[1]["requests"] == runs[0]["requests"]
+    assert any((tmp_path / "cache").iterdir())
+
+
+def test_compile_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    from reiqa_jax.compile_cache import ENV, default_cache_dir
+
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "reiqa-jax" / "jax"
+    monkeypatch.setenv(ENV, str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+    monkeypatch.setenv(ENV, "")
+    assert default_cache_dir() is None  # turned off
+
+
+def test_python_api_records_the_checkpoints(checkpoints, mixed):
+    f = extract_features([str(mixed["good"][0])], quality_ckpt=checkpoints[0])
+    assert f.quality_ckpt == os.path.abspath(checkpoints[0]) and f.content_ckpt == ""
+    assert f.entries == f.paths and f.failed_entries == [] and f.columns == {}
+
+
+def test_features_files_from_before_entries_and_columns_still_load(tmp_path):
+    old = tmp_path / "old.npz"  # what reiqa extract wrote before: no entries, columns, ckpts
+    np.savez(old, paths=np.asarray(["/a.jpg", "/b.jpg"]), quality=np.ones((2, 4), np.float32),
+             failed=np.asarray(["/c.jpg"]), errors=np.asarray(["cannot decode"]))
+    f = load_features(old)
+    assert f.paths == f.entries == ["/a.jpg", "/b.jpg"] and f.content is None
+    assert f.failed == f.failed_entries == ["/c.jpg"] and f.errors == ["cannot decode"]
+    assert f.columns == {} and f.quality_ckpt == f.content_ckpt == ""
+    f.columns = {"MOS": ["1.5", "2"]}
+    written = f.save_npz(tmp_path / "new")  # numpy's rule: .npz is added
+    assert written == tmp_path / "new.npz"
+    again = load_features(written)
+    assert again.columns == {"MOS": ["1.5", "2"]} and again.entries == f.entries
+    np.testing.assert_array_equal(again.quality, f.quality)
+    assert written.read_bytes() == f.save_npz(tmp_path / "same.npz").read_bytes()

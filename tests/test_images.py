@@ -1,5 +1,6 @@
 """The image loader: demo-exact decoding and half scale, and every bad input reported."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bad_inputs import make_mixed_folder, photo, with_exif_orientation
-from reiqa_jax.images import ImageLoadError, image_size, load_image
+from reiqa_jax.images import ImageLoadError, check_max_pixels, image_size, load_image
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,33 @@ def test_bomb_beyond_pils_hard_limit_is_reported_not_raised(tmp_path):
     for read in (image_size, load_image):
         with pytest.raises(ImageLoadError, match="decompression bomb"):
             read(path)
+
+
+def test_special_files_are_refused_without_being_read(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    dangling = tmp_path / "gone.png"
+    dangling.symlink_to(tmp_path / "nowhere.png")
+    for read in (image_size, load_image):
+        with pytest.raises(ImageLoadError, match="not a regular file \\(a FIFO\\)"):
+            read(fifo)
+        with pytest.raises(ImageLoadError, match="broken symbolic link"):
+            read(dangling)
+        with pytest.raises(ImageLoadError, match="a directory"):
+            read(tmp_path)
+
+
+def test_max_pixels_must_be_positive_and_may_exceed_pils_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="max_pixels"):
+            check_max_pixels(bad)
+    path = tmp_path / "big.png"
+    Image.new("1", (14_000, 13_000)).save(path)  # over twice PIL's limit
+    with pytest.raises(ImageLoadError, match="decompression bomb"):
+        image_size(path)
+    check_max_pixels(200_000_000)  # a user who wants such images gets them
+    assert Image.MAX_IMAGE_PIXELS == 200_000_000
+    assert image_size(path) == (13_000, 14_000)
+    with pytest.raises(ImageLoadError, match="more than the limit of 100000000"):
+        load_image(path, max_pixels=100_000_000)  # refused before decoding

@@ -1,5 +1,8 @@
 """Command-line inputs: files, recursive folders, CSV and text lists, in order."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from bad_inputs import photo
@@ -50,3 +53,38 @@ def test_text_list_with_comments_and_order_across_inputs(dataset):
 def test_missing_input_is_a_one_line_error(tmp_path):
     with pytest.raises(InputError, match="input does not exist: .*nowhere"):
         expand_inputs([str(tmp_path / "nowhere")])
+
+
+def test_entries_are_kept_as_written_and_csv_columns_carried(dataset, tmp_path, monkeypatch):
+    (dataset / "labels.csv").write_text(
+        "MOS,Image_path,MOS\n3.1,images/b.jpg,x\n4.0,images/deep/c.JPEG,y\n")
+    (dataset / "plain.csv").write_text("images/a.png,1,q\n")
+    monkeypatch.chdir(dataset.parent)
+    expanded = expand_inputs(["koniq/labels.csv", "koniq/images/a.png", "koniq/images/deep",
+                              "koniq/plain.csv"])
+    assert expanded.entries == ["images/b.jpg", "images/deep/c.JPEG", "koniq/images/a.png",
+                                "koniq/images/deep/c.JPEG", "images/a.png"]
+    assert expanded.paths[0] == str(dataset / "images" / "b.jpg")
+    assert all(os.path.isabs(p) for p in expanded.paths)
+    # Named columns from the header (a repeated name gets a suffix), numbered ones
+    # for a CSV without a header; '' where an image has no such column.
+    assert expanded.columns == {"MOS": ["3.1", "4.0", "", "", ""],
+                                "MOS_2": ["x", "y", "", "", ""],
+                                "2": ["", "", "", "", "1"], "3": ["", "", "", "", "q"]}
+
+
+def test_folders_keep_broken_links_and_special_files_and_follow_folder_links(tmp_path):
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    photo(size=(32, 24)).save(root / "sub" / "a.png")
+    (root / "b.jpg").symlink_to(root / "missing.jpg")  # broken: reported later by the loader
+    os.mkfifo(root / "c.png")
+    (root / "notes.txt").symlink_to(root / "missing.txt")  # no image extension: skipped
+    (root / "sub" / "loop").symlink_to(root)  # a cycle is walked once
+    (root / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").mkdir()
+    photo(size=(32, 24)).save(tmp_path / "elsewhere" / "d.png")
+    expanded = expand_inputs([str(root)])
+    assert [p[len(str(root)) + 1:] for p in expanded.paths] == [
+        "b.jpg", "c.png", "linked/d.png", "sub/a.png"]
+    assert [Path(p).name for p in expanded.skipped] == ["notes.txt"]

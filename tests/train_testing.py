@@ -57,14 +57,9 @@ def overrides(**extra) -> list[str]:
     return [f"--config.{k}={v}" for k, v in cfg.items()]
 
 
-# One compilation cache for every training process of the test session
-# (never the user's own cache folder; conftest.py names it).
-CACHE = Path(os.environ.get("REIQA_TEST_CACHE") or Path(__import__("tempfile").gettempdir()) / "reiqa-test-jax-cache")
-
-
 def env(devices: int = 1) -> dict:
-    e = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices), PYTHONUNBUFFERED="1",
-             JAX_COMPILATION_CACHE_DIR=str(CACHE))
+    # (the compilation cache folder of the session comes with os.environ: conftest.py)
+    e = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices), PYTHONUNBUFFERED="1")
     e["PYTHONPATH"] = os.pathsep.join([str(TESTS), e.get("PYTHONPATH", "")])
     return e
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert Re-IQA checkpoints between PyTorch (.pth) and reiqa-jax (orbax dir).
 
-Usage: convert_torch_ckpt.py SRC OUT [--ema] [--to-torch]
+Usage: convert_torch_ckpt.py SRC OUT [--ema] [--to-torch]  (the same as: reiqa convert)
 See reiqa_jax/convert.py for the accepted layouts.
 """
 import sys

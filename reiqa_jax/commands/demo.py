@@ -29,8 +29,8 @@ def run(args) -> int:
     steps = DEFAULT_TRAIN_STEPS if args.train_steps is None else args.train_steps
     if steps < 1:
         return error("demo", "--train-steps must be at least 1")
-    from reiqa_jax import compilation_cache
+    from reiqa_jax.compile_cache import enable_compile_cache
 
-    compilation_cache.enable()
+    enable_compile_cache()
     run_demo(args.workdir, train_steps=steps)
     return 0

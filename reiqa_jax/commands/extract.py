@@ -1,45 +1,137 @@
-"""``reiqa extract``: Re-IQA features of images into an .npz file."""
+"""``reiqa extract``: Re-IQA features of images into an .npz file, streamed and resumable."""
 from __future__ import annotations
 
+import argparse
+import os
+import re
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 from reiqa_jax.commands import error
 
 HELP = "Re-IQA features of images into an .npz file"
 DESCRIPTION = ("Computes Re-IQA features as the released demos do (full + half scale, "
-               "eval mode) and writes paths, quality and/or content features, and the "
-               "inputs that failed, to OUT.npz.")
+               "eval mode) and writes the resolved paths, the inputs as written, the other "
+               "columns of input CSV lists, the quality and/or content features and the "
+               "inputs that failed to OUT (.npz is added when missing). Finished images are "
+               "saved as the run goes into OUT.partial/; running the same command again "
+               "after an interruption (Ctrl-C, SIGTERM, a crash) computes only the rest.")
+EPILOG = """\
+exit status:
+  0        every input was extracted
+  1        some inputs failed (each is reported on stderr and listed in the
+           output's failed, failed_entries and errors arrays)
+  2        usage error: bad arguments, unusable checkpoint, output not writable
+           or already there (see --overwrite); nothing was computed
+  130/143  stopped by SIGINT/SIGTERM after saving the finished images; run the
+           same command again to resume
+"""
 DTYPES = ("float32", "bfloat16")
+_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def _positive_int(text: str) -> int:
+    """An integer >= 1, with an optional k / M / G suffix (powers of 1000)."""
+    found = re.fullmatch(r"\s*([0-9][0-9_]*)\s*([kKmMgG]?)\s*", text)
+    if not found or int(found.group(1)) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (e.g. 12000000 or 12M), "
+                                         f"got {text!r}")
+    return int(found.group(1)) * _SUFFIXES[found.group(2).lower()]
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 def add_arguments(p) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the exit-status table
+    p.description = textwrap.fill(DESCRIPTION, 79)
+    p.epilog = EPILOG
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image files, directories (searched recursively) or .csv/.txt lists")
-    p.add_argument("--quality-ckpt", type=Path, help="quality-aware encoder checkpoint directory")
-    p.add_argument("--content-ckpt", type=Path, help="content-aware encoder checkpoint directory")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output .npz file")
-    p.add_argument("--batch-size", type=int, default=8,
-                   help="images per device step (same-shape images are batched)")
+                   help="image files, folders (searched recursively) or .csv/.txt lists")
+    p.add_argument("--quality-ckpt", type=Path, help="quality-aware encoder checkpoint folder")
+    p.add_argument("--content-ckpt", type=Path, help="content-aware encoder checkpoint folder")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output .npz file (.npz is added when missing)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output if it exists (otherwise an error)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="reuse the images an interrupted run with the same settings saved in "
+                        "OUT.partial/ (default); --no-resume discards them and starts over")
+    p.add_argument("--batch-size", type=_positive_int, default=8,
+                   help="most images per device step (default 8)")
+    p.add_argument("--batch-pixels", type=_positive_int, default=None,
+                   help="most padded pixels per device step, which bounds memory; an image "
+                        "larger than this fails alone (default: half the device's memory, "
+                        "about 160 bytes per pixel in float32)")
+    p.add_argument("--buckets", type=int, default=4, metavar="N",
+                   help="padded sizes per doubling of an image side: images of nearby sizes "
+                        "share one compiled program, and those of sizes with few images share "
+                        "canvases, with features unchanged (default 4; 0 compiles each size "
+                        "on its own, without canvases)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype")
     p.add_argument("--exif-transpose", action="store_true",
                    help="rotate images upright by their EXIF orientation first "
                         "(the released demos do not)")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help="refuse images with more pixels (default: PIL's bomb limit)")
+    p.add_argument("--max-pixels", type=_positive_int, default=None,
+                   help="refuse images with more pixels before decoding them (default: "
+                        "PIL's decompression-bomb limit, 89478485; may be set higher)")
+    p.add_argument("--save-every", type=_non_negative_float, default=10.0, metavar="SECONDS",
+                   help="save finished images to OUT.partial/ at least this often "
+                        "(default 10)")
+    p.add_argument("--no-compile-cache", action="store_true",
+                   help="do not keep compiled programs for the next run (default: kept in "
+                        "$REIQA_JAX_CACHE_DIR, else $XDG_CACHE_HOME/reiqa-jax/jax, else "
+                        "~/.cache/reiqa-jax/jax)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _checkpoint_problem(name: str, directory: Path) -> str | None:
+    """Why a checkpoint argument cannot be used, or None."""
+    from reiqa_jax.checkpoint import CheckpointError, read_header
+
+    if directory.is_file():
+        return (f"{name} checkpoint {directory} is a file; give a reiqa-jax checkpoint folder "
+                f"(a PyTorch .pth is converted once with: reiqa convert {directory} FOLDER)")
+    try:
+        read_header(directory)
+    except CheckpointError as exc:
+        return f"{name} checkpoint {directory}: {exc}"
+    return None
+
+
 def run(args) -> int:
-    from reiqa_jax.checkpoint import CheckpointError, load_model
-    from reiqa_jax.extract import FeatureExtractor
-    from reiqa_jax.images import DEFAULT_MAX_PIXELS
+    from reiqa_jax.interrupts import StopSignals
+
+    waiting = "stopping after the current batch"
+    with StopSignals("reiqa extract", waiting, verbose=sys.stderr.isatty()) as stop:
+        return _run(args, stop)
+
+
+def _run(args, stop) -> int:
+    from reiqa_jax.feature_file import npz_path
     from reiqa_jax.inputs import InputError, expand_inputs
+    from reiqa_jax.partial_output import PartialOutput, PartialOutputError, checkpoint_fingerprint
 
     if args.quality_ckpt is None and args.content_ckpt is None:
         return error("extract", "give --quality-ckpt and/or --content-ckpt")
-    if args.batch_size < 1:
-        return error("extract", "--batch-size must be at least 1")
+    if args.buckets < 0:
+        return error("extract", f"--buckets must be 0 or more, got {args.buckets}")
+    checkpoints = {name: directory for name, directory in
+                   (("quality", args.quality_ckpt), ("content", args.content_ckpt))
+                   if directory is not None}
+    for name, directory in checkpoints.items():
+        problem = _checkpoint_problem(name, directory)
+        if problem:
+            return error("extract", problem)
     try:
         expanded = expand_inputs(args.inputs)
     except InputError as exc:
@@ -49,28 +141,145 @@ def run(args) -> int:
               f"extension in the input folders", file=sys.stderr)
     if not expanded.paths:
         return error("extract", "no images found in the inputs")
+
+    final = npz_path(args.output)
+    if final.is_dir():
+        return error("extract", f"output {final} is a folder")
+    if final.exists() and not args.overwrite:
+        return error("extract", f"output {final} exists; pass --overwrite to replace it")
+    settings = {
+        "encoders": list(checkpoints),
+        **{f"{name}_ckpt": os.path.abspath(d) for name, d in checkpoints.items()},
+        **{f"{name}_ckpt_fingerprint": checkpoint_fingerprint(d) for name, d in checkpoints.items()},
+        "dtype": args.dtype,
+        "exif_transpose": bool(args.exif_transpose),
+    }
+    try:
+        partial = PartialOutput(final, settings, resume=args.resume)
+    except PartialOutputError as exc:
+        return error("extract", str(exc))
+    try:
+        return _extract(args, stop, expanded, checkpoints, final, partial)
+    finally:
+        partial.close()
+        if partial.directory.exists() and not partial.has_shards():
+            partial.remove()  # nothing saved: leave no empty folder behind
+
+
+def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
     import jax.numpy as jnp
+    from tqdm.auto import tqdm
+
+    from reiqa_jax.checkpoint import CheckpointError, load_model
+    from reiqa_jax.extract import FeatureExtractor
+    from reiqa_jax.feature_file import Features, write_npz
+    from reiqa_jax.images import DEFAULT_MAX_PIXELS
+    from reiqa_jax.partial_output import PartialOutputError
 
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[args.dtype]
     models = {}
-    for name, directory in (("quality", args.quality_ckpt), ("content", args.content_ckpt)):
-        if directory is not None:
-            try:
-                models[name] = load_model(directory, dtype=dtype)
-            except (CheckpointError, FileNotFoundError) as exc:
-                return error("extract", f"{name} checkpoint {directory}: {exc}")
-    extractor = FeatureExtractor(
-        quality_model=models.get("quality"), content_model=models.get("content"),
-        batch_size=args.batch_size, exif_transpose=args.exif_transpose,
-        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+    for name, directory in checkpoints.items():
+        try:
+            models[name] = load_model(directory, dtype=dtype)
+        except (CheckpointError, OSError) as exc:
+            return error("extract", f"{name} checkpoint {directory}: {exc}")
+        if stop.received:
+            return _stopped(stop, 0, len(expanded.paths), final, partial)
+    try:
+        extractor = FeatureExtractor(
+            quality_model=models.get("quality"), content_model=models.get("content"),
+            batch_size=args.batch_size, exif_transpose=args.exif_transpose,
+            max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, batch_pixels=args.batch_pixels,
+            buckets_per_octave=args.buckets, compile_cache=not args.no_compile_cache)
+    except ValueError as exc:
+        return error("extract", str(exc))
+
+    started = time.monotonic()
+    unique = list(dict.fromkeys(expanded.paths))
+    todo = [path for path in unique if not partial.is_done(path)]
+    done_before = len(unique) - len(todo)
+    if done_before:
+        print(f"reiqa extract: resuming: {done_before} of {len(unique)} image(s) already saved "
+              f"in {partial.directory}", file=sys.stderr)
+    failures: dict[str, str] = {}
+    bar = tqdm(total=len(unique), initial=done_before, disable=args.no_progress, unit="img",
+               file=sys.stderr)
 
     def warn(path: str, message: str) -> None:
-        from tqdm.auto import tqdm
         tqdm.write(f"reiqa extract: skipped {path}: {message}", file=sys.stderr)
 
-    features = extractor.extract(expanded.paths, progress=not args.no_progress, on_error=warn)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    features.save_npz(args.output)
-    print(f"reiqa extract: {len(features.paths)} image(s) -> {args.output}"
-          f" ({len(features.failed)} failed)", file=sys.stderr)
-    return 0 if features.paths else 1
+    pending_paths: list[str] = []
+    pending: dict[str, list] = {name: [] for name in checkpoints}
+    last_save = time.monotonic()
+
+    def save() -> None:
+        nonlocal last_save
+        if pending_paths:
+            partial.append(pending_paths, {name: _stack(rows) for name, rows in pending.items()})
+            pending_paths.clear()
+            for rows in pending.values():
+                rows.clear()
+        last_save = time.monotonic()
+
+    results = extractor.iter_batches(todo, on_error=warn)
+    try:
+        for result in results:
+            for index, message in result.failures:
+                failures[todo[index]] = message
+            pending_paths.extend(todo[i] for i in result.indices)
+            for name, values in result.features.items():
+                pending[name].extend(values)
+            bar.update(len(result.indices) + len(result.failures))
+            if (time.monotonic() - last_save >= args.save_every or len(pending_paths) >= 1024
+                    or stop.received):
+                save()
+            if stop.received:
+                break
+        save()
+    except PartialOutputError as exc:
+        return error("extract", str(exc))
+    finally:
+        results.close()  # cancels the decoding of batches not started
+        bar.close()
+    if stop.received:
+        saved = sum(1 for path in unique if partial.is_done(path))
+        return _stopped(stop, saved, len(unique), final, partial)
+
+    # Every input is done: assemble the final output in input order.
+    done = [i for i, path in enumerate(expanded.paths) if path not in failures]
+    rows = partial.rows([expanded.paths[i] for i in done], extractor.feature_dims)
+    failed = [i for i, path in enumerate(expanded.paths) if path in failures]
+    features = Features(
+        paths=[expanded.paths[i] for i in done],
+        quality=rows.get("quality"), content=rows.get("content"),
+        failed=[expanded.paths[i] for i in failed],
+        errors=[failures[expanded.paths[i]] for i in failed],
+        entries=[expanded.entries[i] for i in done],
+        failed_entries=[expanded.entries[i] for i in failed],
+        columns={name: [values[i] for i in done] for name, values in expanded.columns.items()},
+        quality_ckpt=os.path.abspath(checkpoints["quality"]) if "quality" in checkpoints else "",
+        content_ckpt=os.path.abspath(checkpoints["content"]) if "content" in checkpoints else "",
+    )
+    try:
+        write_npz(final, features.arrays())
+    except OSError as exc:
+        return error("extract", f"cannot write {final}: {' '.join(str(exc).split())} (the "
+                                f"finished images stay in {partial.directory}; rerun to retry)")
+    partial.remove()
+    print(f"reiqa extract: {len(features.paths)} image(s) in {time.monotonic() - started:.1f} s "
+          f"-> {final}"
+          + (f"; {len(failed)} input(s) failed (listed above and in its failed array)"
+             if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _stack(rows):
+    import numpy as np
+
+    return np.stack(rows).astype(np.float32)
+
+
+def _stopped(stop, saved: int, total: int, final, partial) -> int:
+    print(f"reiqa extract: stopped by {stop.name}; {saved} of {total} image(s) saved in "
+          f"{partial.directory}; run the same command again to finish {final}", file=sys.stderr)
+    return stop.exit_status

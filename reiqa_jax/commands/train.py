@@ -7,7 +7,6 @@ import sys
 from reiqa_jax.commands import error
 
 HELP = "train a quality-aware (Re-IQA) or content-aware (MoCo-v2) encoder"
-OWN_PARSER = True  # --config.KEY=VALUE overrides are not argparse options
 DESCRIPTION = """\
 Trains with the recipe of a config file (configs/reiqa_quality_r50.py: the
 official quality-aware encoder; configs/moco_v2_content_r50.py: the content
@@ -25,15 +24,12 @@ DISTRIBUTED_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "JAX_COORDINATOR_ADDR
                    "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
 
 
-def _parser():
-    import argparse
-
+def add_arguments(p) -> None:
     from reiqa_jax.config_file import available_configs
 
-    p = argparse.ArgumentParser(
-        prog="reiqa train", description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="reiqa train --config CONFIG --workdir DIR [--config.KEY=VALUE ...] [options]")
+    # --config.KEY=VALUE overrides are taken out of the command line before
+    # argparse sees it (reiqa_jax.cli) and arrive as args.config_overrides.
+    p.usage = "reiqa train --config CONFIG --workdir DIR [--config.KEY=VALUE ...] [options]"
     p.add_argument("--config", required=True,
                    help="config file, or a name from configs/ "
                         f"({', '.join(available_configs()) or 'e.g. smoke'})")
@@ -53,7 +49,6 @@ def _parser():
                         "an error (default: 100)")
     p.add_argument("--print_config", action="store_true",
                    help="print the resolved config and exit")
-    return p
 
 
 def _wants_distributed(args) -> bool:
@@ -71,16 +66,11 @@ def _wants_distributed(args) -> bool:
     return False
 
 
-def main(argv) -> int:
-    from reiqa_jax.config_file import ConfigError, apply_overrides, load_config, split_overrides
+def run(args) -> int:
+    from reiqa_jax.config_file import ConfigError, apply_overrides, load_config
 
     try:
-        rest, overrides = split_overrides(list(argv))
-    except ConfigError as exc:
-        return error("train", str(exc))
-    args = _parser().parse_args(rest)
-    try:
-        config = apply_overrides(load_config(args.config), overrides)
+        config = apply_overrides(load_config(args.config), args.config_overrides)
     except ConfigError as exc:
         return error("train", str(exc))
     if args.print_config:
@@ -89,9 +79,9 @@ def main(argv) -> int:
 
     import jax
 
-    from reiqa_jax import compilation_cache
+    from reiqa_jax.compile_cache import enable_compile_cache
 
-    compilation_cache.enable()
+    enable_compile_cache()
     if _wants_distributed(args):
         explicit = {k: v for k, v in (("coordinator_address", args.coordinator_address),
                                       ("num_processes", args.num_processes),
