@@ -20,7 +20,6 @@ _CACHE = tempfile.mkdtemp(prefix="reiqa-jax-test-cache-")
 
 def pytest_configure(config):
     os.environ[ENV] = _CACHE
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
 
 
 def pytest_unconfigure(config):

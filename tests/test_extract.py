@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -211,8 +212,9 @@ def test_memory_budget_large_image_alone_too_large_reported_run_goes_on(models, 
         paths.append(str(tmp_path / f"{len(paths)}_{name}.png"))
         photo(name, size).save(paths[-1])
     budget = 10_000  # padded pixels per step: 4 of 40x40, one 96x96, no 130x130
+    one = jax.local_devices()[:1]  # the budget is per device: one device, one step
     extractor = FeatureExtractor(quality_model=models[0], batch_pixels=budget, batch_size=8,
-                                 canvases=False)
+                                 canvases=False, devices=one)
     errors = []
     steps = extractor.plan(paths, report=lambda i, m: errors.append((i, m)))
     assert all(len(s.slots) * s.shape[0] * s.shape[1] <= budget for s in steps)
@@ -220,7 +222,8 @@ def test_memory_budget_large_image_alone_too_large_reported_run_goes_on(models, 
     assert sorted(full_scale) == [[0, 2], [1]]  # the 90x90 one alone
     assert [i for i, _ in errors] == [3]
     # With canvases (the default) as well: each canvas within the budget.
-    packed = FeatureExtractor(quality_model=models[0], batch_pixels=budget, batch_size=8)
+    packed = FeatureExtractor(quality_model=models[0], batch_pixels=budget, batch_size=8,
+                              devices=one)
     assert all(s.shape[0] * s.shape[1] <= budget for s in packed.plan(paths, lambda i, m: None))
     features = extractor.extract(paths, progress=False)
     assert features.failed == [paths[3]]

@@ -11,7 +11,7 @@ from flax import nnx
 from bad_inputs import jpeg_bytes, photo
 from reiqa_jax import cli
 from reiqa_jax.checkpoint import save_model
-from reiqa_jax.extract import FeatureExtractor
+from reiqa_jax.extract import FeatureExtractor, extract_features
 from reiqa_jax.models import ReIQAModel
 from reiqa_jax.quality_model import (ModelDirError, load_quality_model, make_model_dir,
                                      score_images)
@@ -95,10 +95,17 @@ def test_score_images_matches_the_regressor_and_reports_bad_files(setup, inputs)
                      "coffee_q90.jpg"]
     assert [r.score is None for r in rows] == [False, False, True, True, False]
     assert all(r.error for r in rows if r.score is None) and len(errors) == 2
-    # The training image scores exactly what the regressor says on its extracted features.
-    index = setup["entries"].index("train/coffee_q90.jpg")
-    expected = setup["regressor"].quality(setup["features"].reiqa()[index:index + 1])[0]
+    # The training image scores exactly what the regressor says on its features,
+    # extracted alone as `score` extracts it (in the training batch it shared a
+    # padded canvas with other sizes: the same features within float rounding).
+    root = setup["root"]
+    alone = extract_features([str(root / "train" / "coffee_q90.jpg")],
+                             quality_ckpt=root / "ckpt_q", content_ckpt=root / "ckpt_c")
+    expected = setup["regressor"].quality(alone.reiqa())[0]
     assert rows[-1].score == pytest.approx(expected, rel=1e-5, abs=1e-4)
+    index = setup["entries"].index("train/coffee_q90.jpg")
+    in_batch = setup["regressor"].quality(setup["features"].reiqa()[index:index + 1])[0]
+    assert rows[-1].score == pytest.approx(in_batch, rel=1e-3)
     # Same pixels (coffee q90 written twice), same score.
     assert rows[1].score == pytest.approx(rows[-1].score, rel=1e-6)
 
