@@ -165,7 +165,7 @@ def _plot(results: dict, trained_split, scores, path: Path) -> None:
     names = list(results)
     values = [results[n] for n in names]
     ax1.barh(names, values, color=["C0" if n == "trained encoder" else "C7" for n in names])
-    ax1.set_xlim(min(0.0, min(values)) - 0.05, 1.0)
+    ax1.set_xlim(min(0.0, min(values)) - 0.25, 1.0)  # room for a negative bar's label
     ax1.set_xlabel("median test SRCC (10 splits, disjoint by photo)")
     for i, v in enumerate(values):
         ax1.text(v + 0.01 if v >= 0 else v - 0.01, i, f"{v:.3f}", va="center",
