@@ -186,3 +186,34 @@ def test_shuffle_bn_changes_statistics_but_not_the_official_mode_result(released
                             zip(jax.tree.leaves(a), jax.tree.leaves(b)))
     assert diff(shuffled.ema_batch_stats, plain.ema_batch_stats) > 1e-4
     assert diff(shuffled.batch_stats, plain.batch_stats) == 0.0
+
+
+def test_bfloat16_compute_keeps_float32_state_and_tracks_the_float32_step(released):
+    # The accelerator setting: bfloat16 activations, float32 parameters,
+    # optimizer state, BatchNorm statistics, queue and loss.
+    *_, new32, m32, _, _ = _run(released, 1, "host", "float32")
+    *_, new16, m16, _, _ = _run(released, 1, "host", "bfloat16")
+    for leaf in jax.tree.leaves((new16.params, new16.ema_params, new16.batch_stats,
+                                 new16.ema_batch_stats, new16.opt_state, new16.queue)):
+        if np.issubdtype(leaf.dtype, np.floating):
+            assert leaf.dtype == np.float32
+    assert np.asarray(m16["loss"]).dtype == np.float32
+    assert np.isfinite(m16["loss"]) and bool(m16["finite"])
+    # bfloat16 has 8 mantissa bits: the logits (|l| <= 1/T = 5) within ~0.1,
+    # and not equal (the compute really ran in bfloat16)
+    assert np.abs(m16["logits"] - m32["logits"]).max() > 1e-3
+    np.testing.assert_allclose(m16["logits"], m32["logits"], atol=0.15)
+    np.testing.assert_allclose(m16["loss"], m32["loss"], rtol=0.03)
+    np.testing.assert_allclose(new16.queue, new32.queue, atol=0.05)
+    # the parameter updates point the same way
+    before = train.load_init(_config(), released[1])["params"]
+    delta = lambda new: np.concatenate([np.ravel(a) - np.ravel(b) for a, b in
+                                        zip(jax.tree.leaves(new), jax.tree.leaves(before))])
+    d16, d32 = delta(new16.params), delta(new32.params)
+    assert np.abs(d32).max() > 0
+    cosine = d16 @ d32 / (np.linalg.norm(d16) * np.linalg.norm(d32))
+    print(f"logits max diff {np.abs(m16['logits'] - m32['logits']).max():.4f}, "
+          f"loss {float(m16['loss']):.5f} vs {float(m32['loss']):.5f}, update cosine {cosine:.6f}, "
+          f"grad norm {float(m16['grad_norm']):.5f} vs {float(m32['grad_norm']):.5f}")
+    assert cosine > 0.95
+    np.testing.assert_allclose(m16["grad_norm"], m32["grad_norm"], rtol=0.1)
