@@ -60,6 +60,12 @@ def test_gaussian_blur_bit_exact_with_pillow(images, ops):
     assert ops["gaussian_blur"][1]["traces"] == 1  # one program for all levels
 
 
+def test_pil_box_weights_rejects_a_too_narrow_table():
+    assert blur.pil_box_weights(2.5, 3).sum() == 2**24  # radius 2 needs half_width >= 3
+    with pytest.raises(ValueError, match=r"radius 2.5 needs half_width >= 3, got 2"):
+        blur.pil_box_weights(2.5, 2)
+
+
 def test_lens_blur_matches_scipy(images, ops):
     for img in images.values():
         for level in LEVELS:

@@ -171,6 +171,12 @@ def test_color_block_structure_and_severity(outputs, photo_u8):
     assert np.all(np.diff(mean_area) > 0), mean_area
 
 
+@pytest.mark.parametrize("hw", [(20, 20), (32, 64), (64, 32)])
+def test_color_block_rejects_images_too_small(hw):
+    with pytest.raises(ValueError, match=r"color_block needs H, W > 32, got \d+x\d+"):
+        spatial.color_block(jax.random.key(0), jnp.zeros(hw + (3,), jnp.float32), 0)
+
+
 # --- 21 non_eccentricity -----------------------------------------------------
 
 
@@ -222,6 +228,12 @@ def test_non_eccentricity_severity(outputs, photo_u8):
     mse = np.array([np.mean((o.astype(float) - photo_u8) ** 2) for o in out])
     mean = mse.reshape(5, KEYS_PER_LEVEL).mean(axis=1)
     assert np.all(np.diff(mean) > 0), mean
+
+
+@pytest.mark.parametrize("hw", [(20, 20), (48, 64), (64, 48)])
+def test_non_eccentricity_rejects_images_too_small(hw):
+    with pytest.raises(ValueError, match=r"non_eccentricity needs H, W >= 49, got \d+x\d+"):
+        spatial.non_eccentricity(jax.random.key(0), jnp.zeros(hw + (3,), jnp.float32), 0)
 
 
 # --- jit / vmap / switch contract ---------------------------------------------

@@ -83,7 +83,9 @@ def pil_box_weights(radius, half_width):
     """
     radius = np.float32(radius)
     r = int(radius)
-    assert r + 1 <= half_width
+    if r + 1 > half_width:
+        raise ValueError(f"pil_box_weights: a box of radius {float(radius)} needs "
+                         f"half_width >= {r + 1}, got {half_width}")
     ww = int(np.float32(_ONE) / (radius * np.float32(2) + np.float32(1)))
     fw = (_ONE - (2 * r + 1) * ww) // 2
     taps = np.zeros(2 * half_width + 1, np.uint32)

@@ -76,7 +76,8 @@ def color_block(key, image, level):
     overwrite earlier ones. Needs H, W > 32.
     """
     h, w, _ = image.shape
-    assert h > _BLOCK_SIZE and w > _BLOCK_SIZE, "color_block needs H, W > 32"
+    if h <= _BLOCK_SIZE or w <= _BLOCK_SIZE:
+        raise ValueError(f"color_block needs H, W > {_BLOCK_SIZE}, got {h}x{w}")
     ys, xs, colours = draw_color_blocks(key, h, w)
     count = jnp.asarray(_BLOCK_COUNTS, jnp.int32)[level]
     return paint_blocks(image, ys, xs, colours, count)
@@ -143,7 +144,8 @@ def non_eccentricity(key, image, level):
     Needs H, W >= 49 (see ``draw_patch_moves``).
     """
     h, w, _ = image.shape
-    assert h >= 49 and w >= 49, "non_eccentricity needs H, W >= 49"
+    if h < 49 or w < 49:
+        raise ValueError(f"non_eccentricity needs H, W >= 49, got {h}x{w}")
     moves = draw_patch_moves(key, h, w)
     count = jnp.asarray(_PATCH_COUNTS, jnp.int32)[level]
     return copy_patches(image, *moves, count)
