@@ -69,6 +69,15 @@ def test_registry_order_and_names():
         augment.number_of(27)
 
 
+def test_distort_jits_as_the_readme_says(photos):
+    """README: ``jax.jit(distort, static_argnames="kind")`` with a name gives
+    the op-by-op result (a traced kind: ``test_real_ops_batch_one_compile_any_mix``)."""
+    key = jax.random.key(4)
+    eager = np.asarray(augment.distort(key, photos[1], "darken", 3))
+    out = jax.jit(augment.distort, static_argnames="kind")(key, photos[1], "darken", level=3)
+    assert np.abs(np.asarray(out) - eager).max() <= 1.01 / 255  # fused vs op-by-op rounding
+
+
 def test_distort_static_and_traced_agree(photos):
     key = jax.random.key(0)
     img = photos[0]
