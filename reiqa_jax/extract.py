@@ -57,9 +57,8 @@ from reiqa_jax.feature_file import Features, load_features  # noqa: F401 (re-exp
 from reiqa_jax.images import (DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, check_max_pixels,
                               image_size, load_image, too_many_pixels)
 from reiqa_jax.models.masked import ALIGN, masked_stages, pool_regions, valid_regions
+from reiqa_jax.normalize import IMAGENET_MEAN, IMAGENET_STD, to_unit_float
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 ENCODER_INPUTS = {
     # name -> (mean, std) applied to [0, 1] pixels, as in the released demos.
     "quality": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
@@ -162,7 +161,7 @@ def _encode(graphdef, state, images, regions, mean, std):
     region. regions: ``valid_regions`` of the images. Module-level, so every
     extractor of the same architecture shares its compilations.
     """
-    x = (images.astype(jnp.float32) / 255.0 - mean) / std
+    x = (to_unit_float(images) - mean) / std
     encoder = nnx.merge(graphdef, state).encoder
     return masked_stages(encoder, x, regions)[-1].astype(jnp.float32)
 

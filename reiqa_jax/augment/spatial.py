@@ -20,6 +20,7 @@ import numpy as np
 from jax import lax
 
 from reiqa_jax.augment.interpolate import warp_cubic_reflect
+from reiqa_jax.normalize import to_unit_float
 
 # --- 19 color_block ---------------------------------------------------------
 _BLOCK_SIZE = 32
@@ -60,7 +61,7 @@ def paint_blocks(image, ys, xs, colours, count):
       count: int or traced int32 scalar, 0 <= count <= N.
     Returns: float32 (H, W, 3).
     """
-    fill = colours.astype(jnp.float32) / 255.0
+    fill = to_unit_float(colours)
     for i in range(ys.shape[0]):
         start = (ys[i], xs[i], 0)
         old = lax.dynamic_slice(image, start, (_BLOCK_SIZE, _BLOCK_SIZE, 3))
