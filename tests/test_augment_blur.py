@@ -5,34 +5,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import skimage.data
-from jax import lax
 
 import reference_blur_resize_jpeg as ref
 from reiqa_jax.augment import blur
-from augment_testing import psnr, to_f32, to_u8
+from augment_testing import counted_jit, photo_crops, psnr, switch_over_levels, to_f32, to_u8
 
 LEVELS = range(5)
 
 
 @pytest.fixture(scope="module")
 def images():
-    # 96x128 crops with texture, edges and flat areas.
-    return {
-        "astronaut": skimage.data.astronaut()[40:136, 130:258],
-        "coffee": skimage.data.coffee()[150:246, 200:328],
-    }
-
-
-def counted_jit(op):
-    """jit(op) plus a counter of how many times it was traced."""
-    count = {"traces": 0}
-
-    def f(key, image, level):
-        count["traces"] += 1
-        return op(key, image, level)
-
-    return jax.jit(f), count
+    return photo_crops("astronaut", "coffee")
 
 
 @pytest.fixture(scope="module")
@@ -183,20 +166,8 @@ def test_batched_traced_levels_under_vmap_and_switch(images, ops):
     names = ("gaussian_blur", "lens_blur", "motion_blur", "denoise")
     fns = [getattr(blur, n) for n in names]
     img = to_f32(images["coffee"])
-    batch = jnp.stack([img] * 5)
-    keys = jax.random.split(jax.random.key(3), 5)
-    levels = jnp.arange(5, dtype=jnp.int32)
-
-    @jax.jit
-    def apply_all(kind, keys, batch, levels):
-        one = lambda k, x, l: lax.switch(kind, fns, k, x, l)
-        return jax.vmap(one)(keys, batch, levels)
-
-    for kind, name in enumerate(names):
-        out = np.asarray(apply_all(kind, keys, batch, levels))
-        assert out.shape == batch.shape and out.dtype == np.float32
-        assert np.all(np.isfinite(out)) and out.min() >= 0 and out.max() <= 1
-        np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-3)
+    outs, keys = switch_over_levels(fns, img, jax.random.key(3))
+    for kind, (name, out) in enumerate(zip(names, outs)):
         for level in LEVELS:
             single = np.asarray(ops[name][0](keys[level], img, jnp.int32(level)))
             # Lens blur truncates a float sum, whose last bit depends on how
