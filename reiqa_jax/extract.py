@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 from reiqa_jax.buckets import (bucket_shape, bucket_size, fits_canvas, images_per_device,
                                largest_power_of_two, pack, round_up, split_batches)
 from reiqa_jax.compile_cache import enable_compile_cache
+from reiqa_jax.errors import one_line
 from reiqa_jax.feature_file import Features, load_features  # noqa: F401 (re-exported)
 from reiqa_jax.images import (DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, check_max_pixels,
                               image_size, load_image, too_many_pixels)
@@ -166,10 +167,6 @@ def _encode(graphdef, state, images, regions, mean, std):
     return masked_stages(encoder, x, regions)[-1].astype(jnp.float32)
 
 
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-
-
 def _dtype_name(dtype) -> str:
     return "bfloat16" if jnp.dtype(dtype) == jnp.bfloat16 else "float32"
 
@@ -252,7 +249,7 @@ class FeatureExtractor:
         except ImageLoadError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
-            return ImageLoadError(_one_line(exc))
+            return ImageLoadError(one_line(exc, with_type=True))
 
     def _size(self, path: str) -> tuple[int, int] | str:
         try:
@@ -260,7 +257,7 @@ class FeatureExtractor:
         except ImageLoadError as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
-            return _one_line(exc)
+            return one_line(exc, with_type=True)
 
     def too_large(self, height: int, width: int) -> str:
         """The one-line reason an image of (height, width) fits no batch."""

@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from reiqa_jax.errors import one_line
+
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
@@ -78,7 +80,7 @@ def _check_regular_file(path: str | Path) -> None:
             raise ImageLoadError(f"broken symbolic link (to {os.readlink(path)})") from None
         raise ImageLoadError("no such file") from None
     except OSError as exc:
-        raise ImageLoadError(f"cannot read file: {_one_line(exc)}") from None
+        raise ImageLoadError(f"cannot read file: {one_line(exc, with_type=True)}") from None
     if not stat.S_ISREG(info.st_mode):
         kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a file")
         raise ImageLoadError(f"not a regular file ({kind}); not read")
@@ -93,11 +95,6 @@ class LoadedImage:
 
     full: np.ndarray
     half: np.ndarray
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -136,9 +133,9 @@ def open_image(path: str | Path, *, exif_transpose: bool = False,
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"decompression bomb: {_one_line(exc)}") from None
+        raise ImageLoadError(f"decompression bomb: {one_line(exc, with_type=True)}") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise ImageLoadError(f"cannot decode image: {_one_line(exc)}") from None
+        raise ImageLoadError(f"cannot decode image: {one_line(exc, with_type=True)}") from None
     if min(rgb.size) < 2:
         raise ImageLoadError(f"image is {rgb.size[0]}x{rgb.size[1]}; at least 2x2 is needed")
     return rgb
@@ -167,7 +164,7 @@ def image_size(path: str | Path, *, exif_transpose: bool = False) -> tuple[int, 
                 if exif_transpose and image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
                     width, height = height, width
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"decompression bomb: {_one_line(exc)}") from None
+        raise ImageLoadError(f"decompression bomb: {one_line(exc, with_type=True)}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageLoadError(f"cannot read image header: {_one_line(exc)}") from None
+        raise ImageLoadError(f"cannot read image header: {one_line(exc, with_type=True)}") from None
     return height, width

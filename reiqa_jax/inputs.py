@@ -30,6 +30,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from reiqa_jax.errors import one_line
+
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif",
     ".ppm", ".pgm", ".pnm", ".jfif",
@@ -159,7 +161,7 @@ def expand_inputs(inputs: list[str]) -> ExpandedInputs:
             try:
                 rows = reader(item)
             except (OSError, UnicodeDecodeError, csv.Error) as exc:
-                raise InputError(f"cannot read list {raw}: {' '.join(str(exc).split())}") from None
+                raise InputError(f"cannot read list {raw}: {one_line(exc)}") from None
             for i, entry in enumerate(rows.entries):
                 add(str(item.parent / Path(entry).expanduser()), entry,
                     {name: values[i] for name, values in rows.columns.items()})
