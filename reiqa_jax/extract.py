@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 from reiqa_jax.buckets import (bucket_shape, bucket_size, fits_canvas, images_per_device,
                                largest_power_of_two, pack, round_up, split_batches)
 from reiqa_jax.compile_cache import enable_compile_cache
+from reiqa_jax.dtypes import dtype_name, inference_dtype
 from reiqa_jax.errors import one_line
 from reiqa_jax.feature_file import Features, load_features  # noqa: F401 (re-exported)
 from reiqa_jax.images import (DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, check_max_pixels,
@@ -167,10 +168,6 @@ def _encode(graphdef, state, images, regions, mean, std):
     return masked_stages(encoder, x, regions)[-1].astype(jnp.float32)
 
 
-def _dtype_name(dtype) -> str:
-    return "bfloat16" if jnp.dtype(dtype) == jnp.bfloat16 else "float32"
-
-
 class FeatureExtractor:
     """Runs one or two Re-IQA encoders over image files.
 
@@ -214,7 +211,7 @@ class FeatureExtractor:
         if batch_pixels is None:
             encoder = next(iter(self._geometry.values()))
             batch_pixels = default_batch_pixels(
-                devices[0], _dtype_name(encoder.dtype),
+                devices[0], dtype_name(encoder.dtype),
                 max(float(e.width) for e in self._geometry.values()))
         if batch_pixels < 1:
             raise ValueError(f"batch_pixels must be positive, got {batch_pixels}")
@@ -529,7 +526,7 @@ def extract_features(paths: Sequence[str], *, quality_ckpt=None, content_ckpt=No
     """
     from reiqa_jax.checkpoint import load_model
 
-    compute = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]
+    compute = inference_dtype(dtype)
     extractor = FeatureExtractor(
         quality_model=load_model(quality_ckpt, dtype=compute) if quality_ckpt else None,
         content_model=load_model(content_ckpt, dtype=compute) if content_ckpt else None,

@@ -4,8 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from reiqa_jax.errors import error, one_line
 from reiqa_jax.datasets import DATASETS  # the registry only: no TFDS import here
+from reiqa_jax.dtypes import INFERENCE_DTYPES
+from reiqa_jax.errors import error, one_line
 
 HELP = "SRCC/PLCC of encoders on an IQA dataset, beside the paper's numbers"
 DATASET_NAMES = tuple(DATASETS)
@@ -52,7 +53,7 @@ def add_arguments(p) -> None:
                    help="where the dataset build is kept (default: OUT/tfds)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="images per device step (same-size images are batched)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+    p.add_argument("--dtype", choices=INFERENCE_DTYPES, default="float32",
                    help="compute dtype of the encoders")
     p.add_argument("--shorter-side", type=int, default=None, metavar="PIXELS",
                    help="scale images so their shorter side has this many pixels first "

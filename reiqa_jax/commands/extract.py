@@ -9,6 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from reiqa_jax.dtypes import INFERENCE_DTYPES
 from reiqa_jax.errors import error, one_line
 
 HELP = "Re-IQA features of images into an .npz file"
@@ -28,7 +29,6 @@ exit status:
   130/143  stopped by SIGINT/SIGTERM after saving the finished images; run the
            same command again to resume
 """
-DTYPES = ("float32", "bfloat16")
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 
 
@@ -77,7 +77,7 @@ def add_arguments(p) -> None:
                         "share one compiled program, and those of sizes with few images share "
                         "canvases, with features unchanged (default 4; 0 compiles each size "
                         "on its own, without canvases)")
-    p.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype")
+    p.add_argument("--dtype", choices=INFERENCE_DTYPES, default="float32", help="compute dtype")
     p.add_argument("--exif-transpose", action="store_true",
                    help="rotate images upright by their EXIF orientation first "
                         "(the released demos do not)")
@@ -167,16 +167,16 @@ def _run(args, stop) -> int:
 
 
 def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
-    import jax.numpy as jnp
     from tqdm.auto import tqdm
 
     from reiqa_jax.checkpoint import CheckpointError, load_model
+    from reiqa_jax.dtypes import inference_dtype
     from reiqa_jax.extract import FeatureExtractor
     from reiqa_jax.feature_file import Features, write_npz
     from reiqa_jax.images import DEFAULT_MAX_PIXELS
     from reiqa_jax.partial_output import PartialOutputError
 
-    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[args.dtype]
+    dtype = inference_dtype(args.dtype)
     models = {}
     for name, directory in checkpoints.items():
         try:

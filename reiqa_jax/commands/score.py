@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from reiqa_jax.dtypes import INFERENCE_DTYPES
 from reiqa_jax.errors import error, one_line
 
 HELP = "quality scores of images (CSV path,score; higher = better)"
@@ -32,7 +33,7 @@ def add_arguments(p) -> None:
                    help="output CSV (default: print to the screen)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="images per device step (same-size images are batched)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+    p.add_argument("--dtype", choices=INFERENCE_DTYPES, default="float32",
                    help="compute dtype (default float32, as the regressor was fitted)")
     p.add_argument("--exif-transpose", action="store_true",
                    help="rotate images upright by their EXIF orientation first")
