@@ -118,7 +118,7 @@ def run(args) -> int:
 
 def _run(args, stop) -> int:
     from reiqa_jax.feature_file import npz_path
-    from reiqa_jax.inputs import InputError, expand_inputs
+    from reiqa_jax.inputs import InputError, expand_image_inputs
     from reiqa_jax.partial_output import PartialOutput, PartialOutputError, checkpoint_fingerprint
 
     if args.quality_ckpt is None and args.content_ckpt is None:
@@ -133,14 +133,9 @@ def _run(args, stop) -> int:
         if problem:
             return error("reiqa extract", problem)
     try:
-        expanded = expand_inputs(args.inputs)
+        expanded = expand_image_inputs(args.inputs, "reiqa extract")
     except InputError as exc:
         return error("reiqa extract", str(exc))
-    if expanded.skipped:
-        print(f"reiqa extract: skipped {len(expanded.skipped)} file(s) without an image "
-              f"extension in the input folders", file=sys.stderr)
-    if not expanded.paths:
-        return error("reiqa extract", "no images found in the inputs")
 
     final = npz_path(args.output)
     if final.is_dir():

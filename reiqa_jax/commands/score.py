@@ -43,21 +43,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from reiqa_jax.inputs import InputError, expand_inputs
+    from reiqa_jax.inputs import InputError, expand_image_inputs
     from reiqa_jax.quality_model import ModelDirError, load_quality_model, write_scores_csv
 
     if args.batch_size < 1:
         return error("reiqa score", "--batch-size must be at least 1")
     try:
         model = load_quality_model(args.model)
-        expanded = expand_inputs(args.inputs)
+        expanded = expand_image_inputs(args.inputs, "reiqa score")
     except (ModelDirError, InputError) as exc:
         return error("reiqa score", str(exc))
-    if expanded.skipped:
-        print(f"reiqa score: skipped {len(expanded.skipped)} file(s) without an image "
-              f"extension in the input folders", file=sys.stderr)
-    if not expanded.paths:
-        return error("reiqa score", "no images found in the inputs")
 
     def warn(path: str, message: str) -> None:
         from tqdm.auto import tqdm
