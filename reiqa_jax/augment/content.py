@@ -175,8 +175,8 @@ def color_jitter(img, factors, order):
     return img
 
 
-def gaussian_blur(img, sigma):
-    """Separable Gaussian, 2 * BLUR_RADIUS + 1 taps, edge-replicated border."""
+def separable_gaussian_blur(img, sigma):
+    """MoCo-v2's blur: a separable Gaussian, 2 * BLUR_RADIUS + 1 taps, edge-replicated border."""
     r = BLUR_RADIUS
     t = jnp.arange(-r, r + 1, dtype=jnp.float32)
     w = jnp.exp(-0.5 * (t / sigma) ** 2)
@@ -208,7 +208,7 @@ def apply_content_params(image, params, size: int = OUT_SIZE):
     x = jnp.where(params["flip"], x[:, ::-1], x)
     x = jnp.where(params["jitter"], color_jitter(x, params["factors"], params["order"]), x)
     x = jnp.where(params["gray"], jnp.broadcast_to(_gray(x), x.shape), x)
-    x = jnp.where(params["blur"], gaussian_blur(x, params["sigma"]), x)
+    x = jnp.where(params["blur"], separable_gaussian_blur(x, params["sigma"]), x)
     return normalize(x)
 
 
