@@ -20,7 +20,6 @@ import argparse
 import datetime
 import importlib
 import os
-import platform
 import re
 import statistics
 import sys
@@ -35,6 +34,7 @@ from skimage.transform import resize
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
+from common import cpu_name  # noqa: E402  (benchmarks/common.py)
 from reiqa_jax import augment  # noqa: E402
 from reiqa_jax.augment import crops  # noqa: E402
 
@@ -121,17 +121,6 @@ def reference_sample(rng, refs, image_u8, n_aug=11, p=160):
     return torch.cat(out, 0)
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small batches, one repetition")
@@ -210,7 +199,7 @@ def render(rows, args, batch, reps, mix_n) -> str:
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
         f"command: `.venv/bin/python benchmarks/augment.py{' --quick' if args.quick else ''}`",
         f"- Device: jax {jax.__version__} on `{dev.platform}` ({dev.device_kind}), "
-        f"{os.cpu_count()} CPU threads; CPU: {cpu_model()}; load average at the end: {load:.1f}",
+        f"{os.cpu_count()} CPU threads; CPU: {cpu_name()}; load average at the end: {load:.1f}",
         f"- Images 384x512 (H x W) real photos; per op: batch {batch}, levels cycling 0..4; "
         f"mix: {mix_n} images, kinds uniform 1..26, levels uniform 0..4; median of {reps} "
         "run(s), compile excluded (listed separately). Reference = `tests/reference_*.py` "

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -29,32 +27,12 @@ from flax import nnx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the plain-PyTorch statement of the architecture
 
+from common import best_time, cpu_name  # noqa: E402  (benchmarks/common.py)
 from reiqa_jax.extract import FeatureExtractor  # noqa: E402
 from reiqa_jax.images import LoadedImage  # noqa: E402
 from reiqa_jax.models import ReIQAModel  # noqa: E402
 
 SIZES = ((384, 512), (768, 1024))  # (H, W): 512x384 and 1024x768
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def time_it(run, repeats: int) -> float:
-    """Best-of-`repeats` seconds for one call of `run` (after one warm-up call)."""
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def bench_jax(model, full, half, dtype) -> callable:
@@ -113,12 +91,12 @@ def main(argv=None) -> int:
     for height, width in SIZES:
         full = rng.integers(0, 256, (args.batch_size, height, width, 3), dtype=np.uint8)
         half = rng.integers(0, 256, (args.batch_size, height // 2, width // 2, 3), dtype=np.uint8)
-        jax_s = time_it(bench_jax(model, full, half, args.dtype), args.repeats)
+        jax_s = best_time(bench_jax(model, full, half, args.dtype), args.repeats)
         jax_ips = args.batch_size / jax_s
         torch_ips, torch_device = float("nan"), "-"
         if not args.no_torch:
             run, torch_device = bench_torch(full, half, args.dtype)
-            torch_ips = args.batch_size / time_it(run, args.repeats)
+            torch_ips = args.batch_size / best_time(run, args.repeats)
         rows.append((f"{width}x{height}", jax_ips, torch_ips, torch_device))
         print(f"{width}x{height}: jax {jax_ips:8.2f} img/s  torch {torch_ips:8.2f} img/s  "
               f"ratio {jax_ips / torch_ips:5.2f}", flush=True)

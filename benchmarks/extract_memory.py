@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from extract import cpu_name  # noqa: E402  (benchmarks/extract.py)
+from common import cpu_name  # noqa: E402  (benchmarks/common.py)
 from extract_mixed import make_checkpoints, record  # noqa: E402
 
 SIZE = (4000, 3000)

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the plain-PyTorch statement of the architecture
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from extract import cpu_name  # noqa: E402  (benchmarks/extract.py)
+from common import cpu_name  # noqa: E402  (benchmarks/common.py)
 MARKERS = ("<!-- extract-scale:begin -->", "<!-- extract-scale:end -->")
 SECTION_TITLE = "## Extraction at dataset scale (`reiqa extract`, issue 8)"
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",

@@ -12,22 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-
-def best(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import best_time  # noqa: E402
 
 
 def ours(depth, x, repeats):
@@ -53,9 +44,9 @@ def ours(depth, x, repeats):
     eval_graph, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat)
     eval_fwd = jax.jit(lambda p, s, x: nnx.merge(eval_graph, p, s)(x))
     run = lambda f: (lambda: jax.block_until_ready(f(params, stats, x)))
-    return {"eval forward": best(run(eval_fwd), repeats),
-            "train forward": best(run(train_fwd), repeats),
-            "forward + backward": best(run(grad), repeats)}
+    return {"eval forward": best_time(run(eval_fwd), repeats),
+            "train forward": best_time(run(train_fwd), repeats),
+            "forward + backward": best_time(run(grad), repeats)}
 
 
 def torch_side(depth, x, repeats):
@@ -72,12 +63,12 @@ def torch_side(depth, x, repeats):
 
     model.eval()
     with torch.no_grad():
-        eval_t = best(lambda: model(x), repeats)
+        eval_t = best_time(lambda: model(x), repeats)
     model.train()
     with torch.no_grad():
-        train_t = best(lambda: model(x), repeats)
+        train_t = best_time(lambda: model(x), repeats)
     return {"eval forward": eval_t, "train forward": train_t,
-            "forward + backward": best(grad, repeats), "threads": torch.get_num_threads()}
+            "forward + backward": best_time(grad, repeats), "threads": torch.get_num_threads()}
 
 
 def main(argv=None) -> int:

@@ -29,33 +29,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _best(run, repeats: int) -> float:
-    run()  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import best_time, cpu_name  # noqa: E402
 
 
 def _config(args, devices: int):
@@ -109,7 +89,7 @@ def worker(args) -> dict:
         holder["state"], m = step(holder["state"], batch, np.float32(1.0))
         jax.block_until_ready(m["loss"])
 
-    t_full = _best(full, args.repeats)
+    t_full = best_time(full, args.repeats)
 
     def views_only(batch):
         def per_device(b):
@@ -122,7 +102,7 @@ def worker(args) -> dict:
 
     views = jax.jit(views_only)
     crops = views(batch)
-    t_views = _best(lambda: jax.block_until_ready(views(batch)), args.repeats)
+    t_views = best_time(lambda: jax.block_until_ready(views(batch)), args.repeats)
 
     ready = {"x1": crops[0], "x2": crops[1]}
     model_step = train.make_train_step(config, mesh, tx, None)
@@ -131,7 +111,7 @@ def worker(args) -> dict:
         holder["state"], m = model_step(holder["state"], ready, np.float32(1.0))
         jax.block_until_ready(m["loss"])
 
-    t_model = _best(model, args.repeats)
+    t_model = best_time(model, args.repeats)
     out = {"devices": devices, "pairs": pairs, "full_s": t_full, "views_s": t_views,
            "model_s": t_model, "backend": jax.default_backend(),
            "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__}
@@ -167,7 +147,7 @@ def torch_step(args, x1, x2) -> dict:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    return {"torch_s": _best(run, args.repeats), "torch_device": device,
+    return {"torch_s": best_time(run, args.repeats), "torch_device": device,
             "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 

@@ -39,13 +39,13 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from reiqa_jax.config_file import ConfigError, split_overrides
+    from reiqa_jax.errors import error
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:  # `reiqa train`'s --config.KEY=VALUE overrides: any key, so not argparse options
         argv, overrides = split_overrides(argv)
     except ConfigError as exc:
-        print(f"reiqa: error: {exc}", file=sys.stderr)
-        return 2
+        return error("reiqa", str(exc))
     parser = argparse.ArgumentParser(
         prog="reiqa", description="Re-IQA image-quality features, training and scores (JAX).")
     parser.add_argument("--version", action="version", version=f"reiqa {_version()}")

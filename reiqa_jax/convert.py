@@ -63,6 +63,7 @@ from reiqa_jax import torch_layout as tl
 from reiqa_jax.checkpoint import (CheckpointError, build_model, expected_shapes, few,
                                   load_model, load_training_state, model_arrays,
                                   read_header, save_model, tree_mismatch)
+from reiqa_jax.errors import error, one_line
 
 DEFAULT_FEAT_DIM = 128
 HEAD_SEED = 0
@@ -83,11 +84,6 @@ def _torch():
         raise ConversionError("PyTorch is needed to read or write .pth files: "
                               "pip install 'reiqa-jax[torch]'") from None
     return torch
-
-
-def _one_line(e: BaseException) -> str:
-    s = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
-    return s.splitlines()[0] if s else type(e).__name__
 
 
 def _is_torch_file(path: str) -> bool:
@@ -128,9 +124,10 @@ def load_pth(path) -> Any:
                 f"arbitrary code to unpickle, refused (only weights-only checkpoints are "
                 f"read)") from None
         raise ConversionError(f"{path}: not a readable PyTorch checkpoint: "
-                              f"{_one_line(e)}") from None
+                              f"{one_line(e, first_line=True)}") from None
     except Exception as e:
-        raise ConversionError(f"{path}: not a readable PyTorch checkpoint: {_one_line(e)}") from None
+        raise ConversionError(f"{path}: not a readable PyTorch checkpoint: "
+                              f"{one_line(e, first_line=True)}") from None
 
 
 # ----------------------------------------------------------------------------
@@ -324,7 +321,7 @@ def torch_to_reiqa(src_pth, out_dir, *, ema: bool = False,
     except CheckpointError as e:
         raise ConversionError(str(e)) from None
     except OSError as e:
-        raise ConversionError(f"cannot write {out_dir}: {_one_line(e)}") from None
+        raise ConversionError(f"cannot write {out_dir}: {one_line(e, first_line=True)}") from None
 
 
 # ----------------------------------------------------------------------------
@@ -394,7 +391,7 @@ def reiqa_to_torch(ckpt_dir, out_pth, *, check: Callable[[], None] | None = None
             torch.save(out, tmp)
         os.replace(tmp, out_pth)
     except OSError as e:
-        raise ConversionError(f"cannot write {out_pth}: {_one_line(e)}") from None
+        raise ConversionError(f"cannot write {out_pth}: {one_line(e, first_line=True)}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -412,7 +409,8 @@ def prepare_output(out) -> None:
         with tempfile.TemporaryFile(dir=parent):
             pass
     except OSError as e:
-        raise ConversionError(f"cannot write into {parent}: {_one_line(e)}") from None
+        raise ConversionError(f"cannot write into {parent}: "
+                              f"{one_line(e, first_line=True)}") from None
 
 
 class Interrupted(Exception):
@@ -459,8 +457,7 @@ def convert(src, out, *, ema: bool = False, to_torch: bool = False,
             print(f"{prog}: interrupted by {stop.name}; nothing written", file=sys.stderr)
             return stop.exit_status
         except (ConversionError, CheckpointError) as e:
-            print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
-            return 2
+            return error(prog, one_line(e, first_line=True))
     print(f"wrote {written}")
     return 0
 

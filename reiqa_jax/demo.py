@@ -59,11 +59,11 @@ def _centre_crop(image: np.ndarray, hw) -> np.ndarray:
 def make_synthetic_set(folder: Path, photos=HELD_OUT, kinds=KINDS, seed: int = 0) -> list[dict]:
     """Writes the synthetic IQA images; returns rows (path, score, group, kind, level)."""
     import jax
-    import jax.numpy as jnp
     from PIL import Image
 
     from reiqa_jax.augment import distort
     from reiqa_jax.data.sample_photos import load_sample_photo
+    from reiqa_jax.normalize import to_unit_float
 
     folder.mkdir(parents=True, exist_ok=True)
     apply = jax.jit(distort, static_argnums=(2, 3))
@@ -73,7 +73,7 @@ def make_synthetic_set(folder: Path, photos=HELD_OUT, kinds=KINDS, seed: int = 0
         path = folder / f"{name}_pristine.png"
         Image.fromarray(picture).save(path)
         rows.append(dict(path=str(path), score=5.0, group=name, kind="pristine", level=-1))
-        x = jnp.asarray(picture, jnp.float32) / 255.0
+        x = to_unit_float(picture)
         for k, kind in enumerate(kinds):
             for level in range(5):
                 key = jax.random.key(seed * 100_003 + p * 1009 + k * 17 + level)

@@ -142,12 +142,11 @@ def _read_chunk(file: Path, part: list[str], fingerprint: str, names: list[str])
 
 
 def _make_extractor(checkpoints, names, batch_size, dtype):
-    import jax.numpy as jnp
-
     from reiqa_jax.checkpoint import load_model
+    from reiqa_jax.dtypes import inference_dtype
     from reiqa_jax.extract import FeatureExtractor
 
-    compute = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]
+    compute = inference_dtype(dtype)
     models = {n: load_model(checkpoints[n], dtype=compute) for n in names}
     return FeatureExtractor(quality_model=models.get("quality"),
                             content_model=models.get("content"), batch_size=batch_size)

@@ -53,13 +53,14 @@ from tqdm.auto import tqdm
 from reiqa_jax.buckets import (bucket_shape, bucket_size, fits_canvas, images_per_device,
                                largest_power_of_two, pack, round_up, split_batches)
 from reiqa_jax.compile_cache import enable_compile_cache
+from reiqa_jax.dtypes import dtype_name, inference_dtype
+from reiqa_jax.errors import one_line
 from reiqa_jax.feature_file import Features, load_features  # noqa: F401 (re-exported)
 from reiqa_jax.images import (DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, check_max_pixels,
                               image_size, load_image, too_many_pixels)
 from reiqa_jax.models.masked import ALIGN, masked_stages, pool_regions, valid_regions
+from reiqa_jax.normalize import IMAGENET_MEAN, IMAGENET_STD, to_unit_float
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 ENCODER_INPUTS = {
     # name -> (mean, std) applied to [0, 1] pixels, as in the released demos.
     "quality": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
@@ -162,17 +163,9 @@ def _encode(graphdef, state, images, regions, mean, std):
     region. regions: ``valid_regions`` of the images. Module-level, so every
     extractor of the same architecture shares its compilations.
     """
-    x = (images.astype(jnp.float32) / 255.0 - mean) / std
+    x = (to_unit_float(images) - mean) / std
     encoder = nnx.merge(graphdef, state).encoder
     return masked_stages(encoder, x, regions)[-1].astype(jnp.float32)
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-
-
-def _dtype_name(dtype) -> str:
-    return "bfloat16" if jnp.dtype(dtype) == jnp.bfloat16 else "float32"
 
 
 class FeatureExtractor:
@@ -218,7 +211,7 @@ class FeatureExtractor:
         if batch_pixels is None:
             encoder = next(iter(self._geometry.values()))
             batch_pixels = default_batch_pixels(
-                devices[0], _dtype_name(encoder.dtype),
+                devices[0], dtype_name(encoder.dtype),
                 max(float(e.width) for e in self._geometry.values()))
         if batch_pixels < 1:
             raise ValueError(f"batch_pixels must be positive, got {batch_pixels}")
@@ -253,7 +246,7 @@ class FeatureExtractor:
         except ImageLoadError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
-            return ImageLoadError(_one_line(exc))
+            return ImageLoadError(one_line(exc, with_type=True))
 
     def _size(self, path: str) -> tuple[int, int] | str:
         try:
@@ -261,7 +254,7 @@ class FeatureExtractor:
         except ImageLoadError as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
-            return _one_line(exc)
+            return one_line(exc, with_type=True)
 
     def too_large(self, height: int, width: int) -> str:
         """The one-line reason an image of (height, width) fits no batch."""
@@ -533,7 +526,7 @@ def extract_features(paths: Sequence[str], *, quality_ckpt=None, content_ckpt=No
     """
     from reiqa_jax.checkpoint import load_model
 
-    compute = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]
+    compute = inference_dtype(dtype)
     extractor = FeatureExtractor(
         quality_model=load_model(quality_ckpt, dtype=compute) if quality_ckpt else None,
         content_model=load_model(content_ckpt, dtype=compute) if content_ckpt else None,

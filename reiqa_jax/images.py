@@ -29,6 +29,7 @@ raises :class:`ImageLoadError` with a one-line message.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import stat
@@ -38,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from reiqa_jax.errors import one_line
 
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -78,7 +81,7 @@ def _check_regular_file(path: str | Path) -> None:
             raise ImageLoadError(f"broken symbolic link (to {os.readlink(path)})") from None
         raise ImageLoadError("no such file") from None
     except OSError as exc:
-        raise ImageLoadError(f"cannot read file: {_one_line(exc)}") from None
+        raise ImageLoadError(f"cannot read file: {one_line(exc, with_type=True)}") from None
     if not stat.S_ISREG(info.st_mode):
         kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a file")
         raise ImageLoadError(f"not a regular file ({kind}); not read")
@@ -93,11 +96,6 @@ class LoadedImage:
 
     full: np.ndarray
     half: np.ndarray
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -115,30 +113,40 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+@contextlib.contextmanager
+def _opened(path: str | Path, failure: str, errors: tuple[type[BaseException], ...]):
+    """``Image.open(path)`` for the ``with`` body, PIL's errors turned into a
+    one-line ImageLoadError: ``decompression bomb: ...``, or ``FAILURE: ...``
+    for ``errors`` raised while opening or in the body."""
+    _check_regular_file(path)
+    try:
+        with warnings.catch_warnings():
+            # We enforce our own pixel limit; PIL's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                yield image
+    except ImageLoadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(f"decompression bomb: {one_line(exc, with_type=True)}") from None
+    except errors as exc:
+        raise ImageLoadError(f"{failure}: {one_line(exc, with_type=True)}") from None
+
+
 def open_image(path: str | Path, *, exif_transpose: bool = False,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Opens and fully decodes ``path`` as an RGB PIL image, or raises ImageLoadError."""
     check_max_pixels(max_pixels)
-    _check_regular_file(path)
-    try:
-        with warnings.catch_warnings():
-            # We enforce our own pixel limit below; PIL's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise ImageLoadError(too_many_pixels(width, height, max_pixels))
-                image.load()
-                if exif_transpose:
-                    image = ImageOps.exif_transpose(image)
-                rgb = _to_rgb(image)
-                rgb.load()
-    except ImageLoadError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"decompression bomb: {_one_line(exc)}") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise ImageLoadError(f"cannot decode image: {_one_line(exc)}") from None
+    with _opened(path, "cannot decode image",
+                 (OSError, ValueError, SyntaxError, EOFError, MemoryError)) as image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageLoadError(too_many_pixels(width, height, max_pixels))
+        image.load()
+        if exif_transpose:
+            image = ImageOps.exif_transpose(image)
+        rgb = _to_rgb(image)
+        rgb.load()
     if min(rgb.size) < 2:
         raise ImageLoadError(f"image is {rgb.size[0]}x{rgb.size[1]}; at least 2x2 is needed")
     return rgb
@@ -158,16 +166,9 @@ def load_image(path: str | Path, *, exif_transpose: bool = False,
 
 def image_size(path: str | Path, *, exif_transpose: bool = False) -> tuple[int, int]:
     """(height, width) from the header alone, after EXIF rotation when asked."""
-    _check_regular_file(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if exif_transpose and image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-                    width, height = height, width
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"decompression bomb: {_one_line(exc)}") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageLoadError(f"cannot read image header: {_one_line(exc)}") from None
+    with _opened(path, "cannot read image header",
+                 (OSError, ValueError, SyntaxError, EOFError)) as image:
+        width, height = image.size
+        if exif_transpose and image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            width, height = height, width
     return height, width

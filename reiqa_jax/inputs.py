@@ -28,7 +28,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import sys
 from pathlib import Path
+
+from reiqa_jax.errors import one_line
 
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif",
@@ -159,7 +162,7 @@ def expand_inputs(inputs: list[str]) -> ExpandedInputs:
             try:
                 rows = reader(item)
             except (OSError, UnicodeDecodeError, csv.Error) as exc:
-                raise InputError(f"cannot read list {raw}: {' '.join(str(exc).split())}") from None
+                raise InputError(f"cannot read list {raw}: {one_line(exc)}") from None
             for i, entry in enumerate(rows.entries):
                 add(str(item.parent / Path(entry).expanduser()), entry,
                     {name: values[i] for name, values in rows.columns.items()})
@@ -168,3 +171,16 @@ def expand_inputs(inputs: list[str]) -> ExpandedInputs:
         else:
             raise InputError(f"input does not exist: {raw}")
     return ExpandedInputs(paths=paths, skipped=skipped, entries=entries, columns=columns)
+
+
+def expand_image_inputs(inputs: list[str], prog: str) -> ExpandedInputs:
+    """``expand_inputs`` for a command: says on stderr how many files of the
+    input folders were skipped (``PROG: skipped N file(s) ...``) and raises
+    :class:`InputError` when no image is left."""
+    expanded = expand_inputs(inputs)
+    if expanded.skipped:
+        print(f"{prog}: skipped {len(expanded.skipped)} file(s) without an image "
+              f"extension in the input folders", file=sys.stderr)
+    if not expanded.paths:
+        raise InputError("no images found in the inputs")
+    return expanded

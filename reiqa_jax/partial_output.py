@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reiqa_jax.errors import one_line
 from reiqa_jax.feature_file import write_npz
 
 FORMAT = "reiqa-extract-partial"
@@ -73,10 +74,6 @@ def _file_stamp(path: str) -> tuple[int, int]:
     return info.st_size, info.st_mtime_ns
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 class PartialOutput:
     """The shard folder of one final output, opened for this run (see the module docstring).
 
@@ -98,7 +95,7 @@ class PartialOutput:
             self._open(resume)
         except OSError as exc:
             self.close()
-            raise PartialOutputError(f"cannot write {self.directory}: {_one_line(exc)}") from None
+            raise PartialOutputError(f"cannot write {self.directory}: {one_line(exc)}") from None
         except PartialOutputError:
             self.close()
             raise
@@ -137,7 +134,7 @@ class PartialOutput:
                 raise ValueError("not a partial output of this version")
             theirs = header["settings"]
         except (OSError, ValueError, KeyError, AttributeError) as exc:
-            raise PartialOutputError(f"{run_json} is unreadable ({_one_line(exc)}); pass "
+            raise PartialOutputError(f"{run_json} is unreadable ({one_line(exc)}); pass "
                                      f"--no-resume to start over") from None
         differ = [key for key in sorted(set(theirs) | set(self.settings))
                   if theirs.get(key) != self.settings.get(key)]
@@ -154,7 +151,7 @@ class PartialOutput:
                 paths, sizes, stamps = data["paths"], data["size"], data["mtime_ns"]
                 names = [name for name in self.settings.get("encoders", []) if name in data.files]
         except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise PartialOutputError(f"damaged shard {shard} ({_one_line(exc)}); pass "
+            raise PartialOutputError(f"damaged shard {shard} ({one_line(exc)}); pass "
                                      f"--no-resume to start over") from None
         if len(names) != len(self.settings.get("encoders", [])):
             raise PartialOutputError(f"shard {shard} lacks features of "
@@ -203,7 +200,7 @@ class PartialOutput:
             write_npz(self.directory / name, arrays)
         except OSError as exc:
             raise PartialOutputError(f"cannot write {self.directory / name}: "
-                                     f"{_one_line(exc)}") from None
+                                     f"{one_line(exc)}") from None
         self._next += 1
         for row, path in enumerate(paths):
             self._records[path] = (name, row, int(stamps[row, 0]), int(stamps[row, 1]))

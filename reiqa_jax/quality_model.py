@@ -133,11 +133,10 @@ class QualityModel:
     def encoders(self, dtype: str = "float32") -> dict:
         """{"content": ReIQAModel, "quality": ReIQAModel} (those the regressor reads)."""
         if self._dtype != dtype:
-            import jax.numpy as jnp
-
             from reiqa_jax.checkpoint import CheckpointError, load_model
+            from reiqa_jax.dtypes import inference_dtype
 
-            compute = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]
+            compute = inference_dtype(dtype)
             self._encoders = {}
             for name in self.features:
                 folder = self.directory / self.header["encoders"][name]

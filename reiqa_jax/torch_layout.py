@@ -70,11 +70,11 @@ class Entry:
         return self.collection == "params"
 
 
-def _conv(tkey: str, ours: str) -> list[Entry]:
+def _conv_entries(tkey: str, ours: str) -> list[Entry]:
     return [Entry(f"{tkey}.weight", "params", f"{ours}/kernel", CONV)]
 
 
-def _bn(tkey: str, ours: str) -> list[Entry]:
+def _bn_entries(tkey: str, ours: str) -> list[Entry]:
     out = []
     for tname, oname, coll in _BN_FIELDS:
         if oname is None:
@@ -84,7 +84,7 @@ def _bn(tkey: str, ours: str) -> list[Entry]:
     return out
 
 
-def _linear(tkey: str, ours: str) -> list[Entry]:
+def _linear_entries(tkey: str, ours: str) -> list[Entry]:
     return [Entry(f"{tkey}.weight", "params", f"{ours}/kernel", LINEAR_W),
             Entry(f"{tkey}.bias", "params", f"{ours}/bias", VECTOR)]
 
@@ -98,17 +98,19 @@ def model_layout(depth: int, *, head: bool = True) -> list[Entry]:
     """
     kind, counts = STAGES[depth]
     convs = ("conv1", "conv2", "conv3") if kind == "bottleneck" else ("conv1", "conv2")
-    entries = _conv("encoder.conv1", "encoder/conv1") + _bn("encoder.bn1", "encoder/bn1")
+    entries = (_conv_entries("encoder.conv1", "encoder/conv1")
+               + _bn_entries("encoder.bn1", "encoder/bn1"))
     for i, n in enumerate(counts):
         for b in range(n):
             t, o = f"encoder.layer{i + 1}.{b}", f"encoder/layer{i + 1}/{b}"
             for j, c in enumerate(convs, start=1):
-                entries += _conv(f"{t}.{c}", f"{o}/{c}") + _bn(f"{t}.bn{j}", f"{o}/bn{j}")
+                entries += (_conv_entries(f"{t}.{c}", f"{o}/{c}")
+                            + _bn_entries(f"{t}.bn{j}", f"{o}/bn{j}"))
             if b == 0 and _has_downsample(i, kind):
-                entries += (_conv(f"{t}.downsample.0", f"{o}/downsample_conv")
-                            + _bn(f"{t}.downsample.1", f"{o}/downsample_bn"))
+                entries += (_conv_entries(f"{t}.downsample.0", f"{o}/downsample_conv")
+                            + _bn_entries(f"{t}.downsample.1", f"{o}/downsample_bn"))
     if head:
-        entries += _linear("head.0", "head/fc1") + _linear("head.2", "head/fc2")
+        entries += _linear_entries("head.0", "head/fc1") + _linear_entries("head.2", "head/fc2")
     return entries
 
 
@@ -117,32 +119,28 @@ def _has_downsample(stage: int, kind: str) -> bool:
     return stage > 0 or EXPANSION[kind] != 1
 
 
+# Axis permutations ours -> torch (HWIO -> OIHW, (in, out) -> (out, in)) and
+# back; other kinds have the same layout on both sides.
+_TO_TORCH = {CONV: (3, 2, 0, 1), LINEAR_W: (1, 0)}
+_FROM_TORCH = {CONV: (2, 3, 1, 0), LINEAR_W: (1, 0)}
+
+
 def torch_from_ours(kind: str, a: np.ndarray) -> np.ndarray:
     """Our array -> torch layout (numpy, C-contiguous)."""
-    if kind == CONV:
-        return np.ascontiguousarray(np.transpose(a, (3, 2, 0, 1)))
-    if kind == LINEAR_W:
-        return np.ascontiguousarray(a.T)
-    return np.ascontiguousarray(a)
+    perm = _TO_TORCH.get(kind)
+    return np.ascontiguousarray(a if perm is None else np.transpose(a, perm))
 
 
 def ours_from_torch(kind: str, a: np.ndarray) -> np.ndarray:
     """Torch array -> our layout (numpy, C-contiguous)."""
-    if kind == CONV:
-        return np.ascontiguousarray(np.transpose(a, (2, 3, 1, 0)))
-    if kind == LINEAR_W:
-        return np.ascontiguousarray(a.T)
-    return np.ascontiguousarray(a)
+    perm = _FROM_TORCH.get(kind)
+    return np.ascontiguousarray(a if perm is None else np.transpose(a, perm))
 
 
 def torch_shape(kind: str, our_shape: tuple[int, ...]) -> tuple[int, ...]:
     """The torch shape of a tensor whose shape on our side is ``our_shape``."""
-    if kind == CONV:
-        h, w, i, o = our_shape
-        return (o, i, h, w)
-    if kind == LINEAR_W:
-        return tuple(reversed(our_shape))
-    return tuple(our_shape)
+    perm = _TO_TORCH.get(kind)
+    return tuple(our_shape) if perm is None else tuple(our_shape[i] for i in perm)
 
 
 # ----------------------------------------------------------------------------

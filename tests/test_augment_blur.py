@@ -5,34 +5,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import skimage.data
-from jax import lax
 
 import reference_blur_resize_jpeg as ref
 from reiqa_jax.augment import blur
-from augment_testing import psnr, to_f32, to_u8
+from augment_testing import counted_jit, photo_crops, psnr, switch_over_levels, to_f32, to_u8
 
 LEVELS = range(5)
 
 
 @pytest.fixture(scope="module")
 def images():
-    # 96x128 crops with texture, edges and flat areas.
-    return {
-        "astronaut": skimage.data.astronaut()[40:136, 130:258],
-        "coffee": skimage.data.coffee()[150:246, 200:328],
-    }
-
-
-def counted_jit(op):
-    """jit(op) plus a counter of how many times it was traced."""
-    count = {"traces": 0}
-
-    def f(key, image, level):
-        count["traces"] += 1
-        return op(key, image, level)
-
-    return jax.jit(f), count
+    return photo_crops("astronaut", "coffee")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +41,12 @@ def test_gaussian_blur_bit_exact_with_pillow(images, ops):
             out = to_u8(run(ops, "gaussian_blur", img, level))
             np.testing.assert_array_equal(out, ref.ref_gaussian_blur(None, img, level))
     assert ops["gaussian_blur"][1]["traces"] == 1  # one program for all levels
+
+
+def test_pil_box_weights_rejects_a_too_narrow_table():
+    assert blur.pil_box_weights(2.5, 3).sum() == 2**24  # radius 2 needs half_width >= 3
+    with pytest.raises(ValueError, match=r"radius 2.5 needs half_width >= 3, got 2"):
+        blur.pil_box_weights(2.5, 2)
 
 
 def test_lens_blur_matches_scipy(images, ops):
@@ -177,20 +166,8 @@ def test_batched_traced_levels_under_vmap_and_switch(images, ops):
     names = ("gaussian_blur", "lens_blur", "motion_blur", "denoise")
     fns = [getattr(blur, n) for n in names]
     img = to_f32(images["coffee"])
-    batch = jnp.stack([img] * 5)
-    keys = jax.random.split(jax.random.key(3), 5)
-    levels = jnp.arange(5, dtype=jnp.int32)
-
-    @jax.jit
-    def apply_all(kind, keys, batch, levels):
-        one = lambda k, x, l: lax.switch(kind, fns, k, x, l)
-        return jax.vmap(one)(keys, batch, levels)
-
-    for kind, name in enumerate(names):
-        out = np.asarray(apply_all(kind, keys, batch, levels))
-        assert out.shape == batch.shape and out.dtype == np.float32
-        assert np.all(np.isfinite(out)) and out.min() >= 0 and out.max() <= 1
-        np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-3)
+    outs, keys = switch_over_levels(fns, img, jax.random.key(3))
+    for kind, (name, out) in enumerate(zip(names, outs)):
         for level in LEVELS:
             single = np.asarray(ops[name][0](keys[level], img, jnp.int32(level)))
             # Lens blur truncates a float sum, whose last bit depends on how

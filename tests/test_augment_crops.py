@@ -15,6 +15,7 @@ from skimage import data
 from reiqa_jax import augment
 from reiqa_jax.augment import crops, quality_views
 from reiqa_jax.data import tiles
+from augment_testing import STANDINS, count_compiles
 
 P = 160
 
@@ -141,23 +142,21 @@ def _shift_ok(q, k, y, x):
 
 @pytest.fixture(scope="module")
 def quality_out(coffee_tile):
-    from test_augment_registry import STANDINS
     cfg = augment.QualityViewConfig(n_aug=3, crop_swap="clean")
     t = tiles.stack_tiles([coffee_tile, tiles.sample_tile(np.random.default_rng(1),
                                                           data.rocket())])
-    calls = {"n": 0}
 
     def run(key):
-        calls["n"] += 1
         return augment.make_quality_views(key, t["pixels"], cfg, t["valid_hw"],
                                           t["transposed"], ops=STANDINS)
 
-    outs = [run(jax.random.key(s)) for s in range(2)]
-    return cfg, t, outs
+    with count_compiles() as compiles:
+        outs = [run(jax.random.key(s)) for s in range(2)]
+    return cfg, t, outs, compiles
 
 
 def test_quality_views_layout_swap_and_scale2(quality_out):
-    cfg, t, outs = quality_out
+    cfg, t, outs, compiles = quality_out
     n = cfg.n_aug + 1
     swap = n // 2
     for views, info in outs:
@@ -194,13 +193,12 @@ def test_quality_views_layout_swap_and_scale2(quality_out):
         assert k1.min() >= 1 and k1.max() <= 26
     # Different draws, same compiled function.
     assert not np.array_equal(np.asarray(outs[0][0]), np.asarray(outs[1][0]))
-    assert augment.make_quality_views._cache_size() == 1
+    assert compiles["make_quality_views"] == 1, compiles
 
 
 def test_small_picture_valid_region(coffee_tile):
     # chelsea is 300 x 451 (< 384 x 512): crops follow the official rules for
     # a 300 x 451 picture and never read the mirror padding of the tile.
-    from test_augment_registry import STANDINS
     t = tiles.sample_tile(np.random.default_rng(0), data.chelsea())
     assert tuple(t["valid_hw"]) == (300, 451) and t["pixels"].shape == (384, 512, 3)
     b = tiles.stack_tiles([t, coffee_tile])  # B = 2: reuses the compiled views

@@ -12,19 +12,14 @@ from PIL import Image
 
 import reference_blur_resize_jpeg as ref
 from reiqa_jax.augment import jpeg
-from augment_testing import psnr, to_f32, to_u8
+from augment_testing import photo_crops, psnr, to_f32, to_u8
 
 LEVELS = range(5)
 
 
 @pytest.fixture(scope="module")
 def images():
-    return {
-        "astronaut": skimage.data.astronaut()[40:136, 130:258],
-        "coffee": skimage.data.coffee()[150:246, 200:328],
-        "chelsea": skimage.data.chelsea()[60:156, 150:278],
-        "rocket": skimage.data.rocket()[200:296, 150:278],
-    }
+    return photo_crops("astronaut", "coffee", "chelsea", "rocket")
 
 
 @pytest.fixture(scope="module")

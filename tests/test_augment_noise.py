@@ -13,11 +13,10 @@ from skimage import data
 
 import reference_noise_spatial as ref
 from reiqa_jax.augment import noise
-from augment_testing import psnr as _psnr
+from augment_testing import (KEYS_PER_LEVEL, LEVELS, check_traced_levels, level_sweep,
+                             psnr as _psnr, switch_dispatch)
 
 OPS = ["white_noise", "multiplicative_noise", "impulse_noise", "white_noise_ycbcr"]
-KEYS_PER_LEVEL = 4
-LEVELS = np.repeat(np.arange(5), KEYS_PER_LEVEL).astype(np.int32)
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +28,9 @@ def photo_u8():
 @pytest.fixture(scope="module")
 def outputs(photo_u8):
     """name -> (jax outputs (B,H,W,3) float32, reference uint8), B = 5 x 4."""
-    image = jnp.asarray(photo_u8, jnp.float32) / 255.0
-    batch = jnp.broadcast_to(image, (len(LEVELS),) + image.shape)
-    keys = jax.random.split(jax.random.key(0), len(LEVELS))
     result = {}
     for i, name in enumerate(OPS):
-        f = jax.jit(jax.vmap(getattr(noise, name)))
-        out = np.asarray(f(keys, batch, jnp.asarray(LEVELS)))
+        out = level_sweep(getattr(noise, name), photo_u8)
         rng = np.random.default_rng(i)
         r = np.stack([getattr(ref, "ref_" + name)(rng, photo_u8, int(lv)) for lv in LEVELS])
         result[name] = (out, r)
@@ -161,34 +156,13 @@ def test_impulse_fractions(impulse_counts):
 def test_traced_and_python_levels_match_vmap(outputs, photo_u8, name):
     """jit with a traced scalar level: one compilation serves every level and
     agrees with the vmapped batch; a Python int level gives the same."""
-    out, _ = outputs[name]
-    op = getattr(noise, name)
-    f = jax.jit(lambda key, im, level: (op(key, im, level), op(key, im, 2)))
-    image = jnp.asarray(photo_u8, jnp.float32) / 255.0
-    keys = jax.random.split(jax.random.key(0), len(LEVELS))
-    for lv in (0, 2, 4):
-        i = lv * KEYS_PER_LEVEL
-        traced, _ = f(keys[i], image, jnp.int32(lv))
-        np.testing.assert_array_equal(np.asarray(traced), out[i])
-    i = 2 * KEYS_PER_LEVEL
-    _, fixed = f(keys[i], image, jnp.int32(0))
-    np.testing.assert_array_equal(np.asarray(fixed), out[i])
-    assert f._cache_size() == 1
+    check_traced_levels(getattr(noise, name), photo_u8, outputs[name][0], levels=(0, 2, 4))
 
 
 def test_ops_inside_switch(outputs, photo_u8):
     """Inside a scalar lax.switch over a traced kind, as the registry calls it."""
-    image = jnp.asarray(photo_u8, jnp.float32) / 255.0
-    ops = [getattr(noise, n) for n in OPS]
-
-    # As registry.distort_batch: a scalar switch per sample inside lax.map.
-    @jax.jit
-    def dispatch(kinds, keys, levels):
-        return jax.lax.map(lambda a: jax.lax.switch(a[0], ops, a[1], image, a[2]), (kinds, keys, levels))
-
-    keys = jax.random.split(jax.random.key(0), len(LEVELS))
-    # Op j on batch entry 4j + 3 (level j, a different key each).
+    # Op j on sweep entry 4j + 3 (level j, a different key each).
     idx = np.arange(len(OPS)) * KEYS_PER_LEVEL + 3
-    got = np.asarray(dispatch(jnp.arange(len(OPS)), keys[idx], jnp.asarray(LEVELS[idx])))
+    got = switch_dispatch([getattr(noise, n) for n in OPS], photo_u8, idx)
     for j, name in enumerate(OPS):
         np.testing.assert_array_equal(got[j], outputs[name][0][idx[j]])

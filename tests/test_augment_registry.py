@@ -14,23 +14,7 @@ from skimage.transform import resize
 
 from reiqa_jax import augment
 from reiqa_jax.augment import registry
-
-TRACES = {"n": 0}
-
-
-def _standin(n):
-    def op(key, image, level):
-        TRACES["n"] += 1
-        lv = jnp.asarray(level, jnp.float32)
-        gain = 1.0 - 0.012 * n * (lv + 1.0) / 5.0
-        noise = jax.random.uniform(key, image.shape, minval=-1, maxval=1)
-        out = image * gain + noise * 0.004 * (n % 4)
-        return jnp.round(jnp.clip(out, 0.0, 1.0) * 255.0) / 255.0
-    op.__name__ = f"standin_{n}"
-    return op
-
-
-STANDINS = tuple(_standin(n) for n in range(1, 27))
+from augment_testing import STANDINS, count_compiles
 
 
 def _small(img, hw=(48, 64)):
@@ -67,6 +51,15 @@ def test_registry_order_and_names():
     assert augment.number_of("pristine") == 0
     with pytest.raises(ValueError):
         augment.number_of(27)
+
+
+def test_distort_jits_as_the_readme_says(photos):
+    """README: ``jax.jit(distort, static_argnames="kind")`` with a name gives
+    the op-by-op result (a traced kind: ``test_real_ops_batch_one_compile_any_mix``)."""
+    key = jax.random.key(4)
+    eager = np.asarray(augment.distort(key, photos[1], "darken", 3))
+    out = jax.jit(augment.distort, static_argnames="kind")(key, photos[1], "darken", level=3)
+    assert np.abs(np.asarray(out) - eager).max() <= 1.01 / 255  # fused vs op-by-op rounding
 
 
 def test_distort_static_and_traced_agree(photos):
@@ -205,36 +198,37 @@ def test_real_ops_batch_one_compile_any_mix(real_batch):
     photos, f = real_batch
     rng = np.random.default_rng(5)
     key = jax.random.key(9)
-    for trial in range(2):
-        kinds = (rng.permutation(27)[:26]).astype(np.int32)  # 0..26, 0 = pristine
-        levels = rng.integers(0, 5, 26).astype(np.int32)
-        out = np.asarray(f(key, photos, kinds, levels))
-        assert out.shape == photos.shape and np.all(np.isfinite(out))
-        assert out.min() >= 0 and out.max() <= 1
-        np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-3)  # uint8 grid
-        zero = np.nonzero(kinds == 0)[0]
-        np.testing.assert_array_equal(out[zero], np.asarray(photos)[zero])
-        changed = [np.abs(out[i] - np.asarray(photos[i])).max() > 0 for i in range(26)
-                   if kinds[i] != 0]
-        assert np.mean(changed) > 0.8  # distortions do something
-        if trial == 0:
-            # Per-sample equality for the ops that are cheap to run eagerly
-            # (the dispatch itself is checked exactly with stand-ins above).
-            keys = jax.random.split(key, 26)
-            cheap = {"darken", "mean_shift", "sharpen", "contrast_change",
-                     "resize_bilinear", "resize_nearest", "resize_lanczos"}
-            for i in range(26):
-                if kinds[i] == 0 or augment.NAMES[kinds[i] - 1] not in cheap:
-                    continue
-                ref = np.asarray(augment.distort(keys[i], photos[i], int(kinds[i]),
-                                                 int(levels[i])))
-                # Fused (jit) and op-by-op float arithmetic may land on
-                # opposite sides of a uint8 rounding boundary: allow 1/255 on
-                # a tiny fraction of values.
-                diff = np.abs(out[i] - ref)
-                assert diff.max() <= 1.01 / 255, (int(kinds[i]), diff.max())
-                assert np.mean(diff > 1e-6) < 0.01, int(kinds[i])
-    assert f._cache_size() == 1
+    with count_compiles() as compiles:
+        for trial in range(2):
+            kinds = (rng.permutation(27)[:26]).astype(np.int32)  # 0..26, 0 = pristine
+            levels = rng.integers(0, 5, 26).astype(np.int32)
+            out = np.asarray(f(key, photos, kinds, levels))
+            assert out.shape == photos.shape and np.all(np.isfinite(out))
+            assert out.min() >= 0 and out.max() <= 1
+            np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-3)  # uint8 grid
+            zero = np.nonzero(kinds == 0)[0]
+            np.testing.assert_array_equal(out[zero], np.asarray(photos)[zero])
+            changed = [np.abs(out[i] - np.asarray(photos[i])).max() > 0 for i in range(26)
+                       if kinds[i] != 0]
+            assert np.mean(changed) > 0.8  # distortions do something
+            if trial == 0:
+                # Per-sample equality for the ops that are cheap to run eagerly
+                # (the dispatch itself is checked exactly with stand-ins above).
+                keys = jax.random.split(key, 26)
+                cheap = {"darken", "mean_shift", "sharpen", "contrast_change",
+                         "resize_bilinear", "resize_nearest", "resize_lanczos"}
+                for i in range(26):
+                    if kinds[i] == 0 or augment.NAMES[kinds[i] - 1] not in cheap:
+                        continue
+                    ref = np.asarray(augment.distort(keys[i], photos[i], int(kinds[i]),
+                                                     int(levels[i])))
+                    # Fused (jit) and op-by-op float arithmetic may land on
+                    # opposite sides of a uint8 rounding boundary: allow 1/255 on
+                    # a tiny fraction of values.
+                    diff = np.abs(out[i] - ref)
+                    assert diff.max() <= 1.01 / 255, (int(kinds[i]), diff.max())
+                    assert np.mean(diff > 1e-6) < 0.01, int(kinds[i])
+    assert compiles["distort_batch"] == 1, compiles  # one program for any mix
 
 
 def test_balanced_schedule_sampling():

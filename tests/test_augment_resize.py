@@ -6,12 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import skimage.data
-from jax import lax
 from PIL import Image
 
 import reference_blur_resize_jpeg as ref
 from reiqa_jax.augment import resize
-from augment_testing import psnr, to_f32, to_u8
+from augment_testing import counted_jit, photo_crops, psnr, switch_over_levels, to_f32, to_u8
 
 LEVELS = range(5)
 NAMES = ("resize_bicubic", "resize_bilinear", "resize_nearest", "resize_lanczos",
@@ -22,7 +21,7 @@ NAMES = ("resize_bicubic", "resize_bilinear", "resize_nearest", "resize_lanczos"
 def images():
     return {
         # Even size, divisible by every factor's neighbourhood: 96 x 128.
-        "astronaut": skimage.data.astronaut()[40:136, 130:258],
+        **photo_crops("astronaut"),
         # Odd size, so int(w / f) rounds and scales are not integers.
         "chelsea": skimage.data.chelsea()[60:143, 120:237],
     }
@@ -30,16 +29,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def ops():
-    out = {}
-    for name in NAMES:
-        count = {"traces": 0}
-
-        def f(key, image, level, _op=getattr(resize, name), _count=count):
-            _count["traces"] += 1
-            return _op(key, image, level)
-
-        out[name] = (jax.jit(f), count)
-    return out
+    return {name: counted_jit(getattr(resize, name)) for name in NAMES}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -89,19 +79,8 @@ def test_severity_increases_with_level(images, ops, name):
 def test_batched_traced_levels_under_vmap_and_switch(images, ops):
     fns = [getattr(resize, n) for n in NAMES]
     img = to_f32(images["chelsea"])
-    batch = jnp.stack([img] * 5)
-    keys = jax.random.split(jax.random.key(0), 5)
-    levels = jnp.arange(5, dtype=jnp.int32)
-
-    @jax.jit
-    def apply_all(kind, keys, batch, levels):
-        return jax.vmap(lambda k, x, l: lax.switch(kind, fns, k, x, l))(keys, batch, levels)
-
-    for kind, name in enumerate(NAMES):
-        out = np.asarray(apply_all(kind, keys, batch, levels))
-        assert out.shape == batch.shape and out.dtype == np.float32
-        assert np.all(np.isfinite(out)) and out.min() >= 0 and out.max() <= 1
-        np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-3)
+    outs, keys = switch_over_levels(fns, img, jax.random.key(0))
+    for kind, (name, out) in enumerate(zip(NAMES, outs)):
         for level in LEVELS:
             single = ops[name][0](keys[level], img, jnp.int32(level))
             np.testing.assert_array_equal(out[level], single)

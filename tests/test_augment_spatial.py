@@ -16,11 +16,10 @@ from skimage import data
 import reference_noise_spatial as ref
 from reiqa_jax.augment import spatial
 from reiqa_jax.augment.interpolate import spline_prefilter_reflect
-from augment_testing import psnr as _psnr, to_u8 as _u8
+from augment_testing import (KEYS_PER_LEVEL, LEVELS, check_traced_levels, count_compiles,
+                             level_sweep, psnr as _psnr, switch_dispatch, to_u8 as _u8)
 
 OPS = ["color_block", "non_eccentricity", "jitter"]
-KEYS_PER_LEVEL = 4
-LEVELS = np.repeat(np.arange(5), KEYS_PER_LEVEL).astype(np.int32)
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +31,7 @@ def photo_u8():
 @pytest.fixture(scope="module")
 def outputs(photo_u8):
     """name -> jax outputs (20, H, W, 3) float32 for levels 0..4 x 4 keys."""
-    image = jnp.asarray(photo_u8, jnp.float32) / 255.0
-    batch = jnp.broadcast_to(image, (len(LEVELS),) + image.shape)
-    keys = jax.random.split(jax.random.key(0), len(LEVELS))
-    return {
-        name: np.asarray(jax.jit(jax.vmap(getattr(spatial, name)))(keys, batch, jnp.asarray(LEVELS)))
-        for name in OPS
-    }
+    return {name: level_sweep(getattr(spatial, name), photo_u8) for name in OPS}
 
 
 @pytest.mark.parametrize("name", OPS)
@@ -134,11 +127,12 @@ def test_paint_blocks_matches_numpy(photo_u8):
     ys, xs, colours = (np.asarray(d) for d in draws)
     paint = jax.jit(spatial.paint_blocks)
     image = jnp.asarray(photo_u8, jnp.float32) / 255.0
-    for count in (10, 3):
-        got = _u8(paint(image, *draws, jnp.int32(count)))
-        want = ref.ref_paint_blocks(photo_u8, ys[:count], xs[:count], colours[:count])
-        np.testing.assert_array_equal(got, want)
-    assert paint._cache_size() == 1
+    with count_compiles() as compiles:
+        for count in (10, 3):
+            got = _u8(paint(image, *draws, jnp.int32(count)))
+            want = ref.ref_paint_blocks(photo_u8, ys[:count], xs[:count], colours[:count])
+            np.testing.assert_array_equal(got, want)
+    assert compiles["paint_blocks"] == 1, compiles  # one program for every count
 
 
 def test_color_block_draws_distribution():
@@ -171,6 +165,12 @@ def test_color_block_structure_and_severity(outputs, photo_u8):
     assert np.all(np.diff(mean_area) > 0), mean_area
 
 
+@pytest.mark.parametrize("hw", [(20, 20), (32, 64), (64, 32)])
+def test_color_block_rejects_images_too_small(hw):
+    with pytest.raises(ValueError, match=r"color_block needs H, W > 32, got \d+x\d+"):
+        spatial.color_block(jax.random.key(0), jnp.zeros(hw + (3,), jnp.float32), 0)
+
+
 # --- 21 non_eccentricity -----------------------------------------------------
 
 
@@ -182,13 +182,14 @@ def test_copy_patches_matches_numpy(photo_u8):
     moves_np = [np.asarray(m) for m in moves]
     copy = jax.jit(spatial.copy_patches)
     image = jnp.asarray(small, jnp.float32) / 255.0
-    for count in (100, 37):
-        got = _u8(copy(image, *moves, jnp.int32(count)))
-        want = ref.ref_copy_patches(small, *(m[:count] for m in moves_np))
-        np.testing.assert_array_equal(got, want)
-        # Order matters here: the same moves applied all at once differ.
-        assert not np.array_equal(want, _all_at_once(small, *(m[:count] for m in moves_np)))
-    assert copy._cache_size() == 1
+    with count_compiles() as compiles:
+        for count in (100, 37):
+            got = _u8(copy(image, *moves, jnp.int32(count)))
+            want = ref.ref_copy_patches(small, *(m[:count] for m in moves_np))
+            np.testing.assert_array_equal(got, want)
+            # Order matters here: the same moves applied all at once differ.
+            assert not np.array_equal(want, _all_at_once(small, *(m[:count] for m in moves_np)))
+    assert compiles["copy_patches"] == 1, compiles  # one program for every count
 
 
 def _all_at_once(image_u8, sy, sx, dy, dx):
@@ -224,6 +225,12 @@ def test_non_eccentricity_severity(outputs, photo_u8):
     assert np.all(np.diff(mean) > 0), mean
 
 
+@pytest.mark.parametrize("hw", [(20, 20), (48, 64), (64, 48)])
+def test_non_eccentricity_rejects_images_too_small(hw):
+    with pytest.raises(ValueError, match=r"non_eccentricity needs H, W >= 49, got \d+x\d+"):
+        spatial.non_eccentricity(jax.random.key(0), jnp.zeros(hw + (3,), jnp.float32), 0)
+
+
 # --- jit / vmap / switch contract ---------------------------------------------
 
 
@@ -231,30 +238,12 @@ def test_non_eccentricity_severity(outputs, photo_u8):
 def test_traced_and_python_levels_match_vmap(outputs, photo_u8, name):
     """jit with a traced scalar level: one compilation for all levels, equal
     to the vmapped batch; a Python int level gives the same."""
-    op = getattr(spatial, name)
-    f = jax.jit(lambda key, im, level: (op(key, im, level), op(key, im, 2)))
-    image = jnp.asarray(photo_u8, jnp.float32) / 255.0
-    keys = jax.random.split(jax.random.key(0), len(LEVELS))
-    for lv in (0, 4):
-        i = lv * KEYS_PER_LEVEL
-        np.testing.assert_array_equal(np.asarray(f(keys[i], image, jnp.int32(lv))[0]), outputs[name][i])
-    i = 2 * KEYS_PER_LEVEL
-    np.testing.assert_array_equal(np.asarray(f(keys[i], image, jnp.int32(0))[1]), outputs[name][i])
-    assert f._cache_size() == 1
+    check_traced_levels(getattr(spatial, name), photo_u8, outputs[name], levels=(0, 4))
 
 
 def test_ops_inside_switch(outputs, photo_u8):
     """Inside a scalar lax.switch over a traced kind, as the registry calls it."""
-    image = jnp.asarray(photo_u8, jnp.float32) / 255.0
-    ops = [getattr(spatial, n) for n in OPS]
-
-    # As registry.distort_batch: a scalar switch per sample inside lax.map.
-    @jax.jit
-    def dispatch(kinds, keys, levels):
-        return jax.lax.map(lambda a: jax.lax.switch(a[0], ops, a[1], image, a[2]), (kinds, keys, levels))
-
-    keys = jax.random.split(jax.random.key(0), len(LEVELS))
     idx = np.array([1, 3 * KEYS_PER_LEVEL + 2, 4 * KEYS_PER_LEVEL + 3])
-    got = np.asarray(dispatch(jnp.arange(len(OPS)), keys[idx], jnp.asarray(LEVELS[idx])))
+    got = switch_dispatch([getattr(spatial, n) for n in OPS], photo_u8, idx)
     for j, name in enumerate(OPS):
         np.testing.assert_array_equal(got[j], outputs[name][idx[j]])

@@ -17,7 +17,7 @@ from skimage import data as skdata
 from reiqa_jax import torch_layout as tl
 from reiqa_jax.checkpoint import (CheckpointError, build_model, load_model,
                                   load_training_state, model_arrays, save_model)
-from test_models import random_arrays
+from model_testing import random_arrays
 
 ARCH = dict(depth=18, width=0.125, feat_dim=16)
 

@@ -19,7 +19,7 @@ from reiqa_jax.checkpoint import build_model, save_model
 from reiqa_jax.extract import (IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, extract_features,
                                load_features)
 from reiqa_jax.images import load_image
-from test_models import random_arrays
+from model_testing import random_arrays
 
 ARCH = dict(depth=18, width=0.25, feat_dim=128)  # small and fast; ResNet-50 is in test_convert
 FEAT = 2 * 128  # 512 * 0.25 per scale

@@ -15,7 +15,7 @@ from bad_inputs import photo
 from reiqa_jax import cli
 from reiqa_jax.checkpoint import build_model, save_model
 from reiqa_jax.extract import load_features
-from test_models import random_arrays
+from model_testing import random_arrays
 
 ARCH = dict(depth=18, width=0.25, feat_dim=16)
 # 12 photos of 3 sizes, named so that folder order is input order.

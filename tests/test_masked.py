@@ -11,7 +11,7 @@ from reiqa_jax.extract import BYTES_PER_PIXEL, _encode
 from reiqa_jax.models import ReIQAModel
 from reiqa_jax.models.masked import masked_stages, pool_regions, valid_regions
 from reiqa_jax.models.resnet import max_pool_3x3_s2
-from test_models import random_arrays
+from model_testing import random_arrays
 
 PADDED = (128, 160)
 # Real photos cut to odd sizes (and one tiny one): (name, height, width).

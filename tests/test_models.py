@@ -14,26 +14,8 @@ from skimage import data as skdata
 from reiqa_jax.checkpoint import build_model, expected_shapes
 from reiqa_jax.models import ProjectionHead, ResNet, l2_normalize
 from reiqa_jax.models.resnet import max_pool_3x3_s2
+from model_testing import random_arrays
 from torch_reference import Encoder
-
-
-def random_arrays(arch: dict, seed: int) -> dict:
-    """He-scaled random weights and random (non-trivial) BN statistics."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for coll, shapes in expected_shapes(arch).items():
-        out[coll] = {}
-        for path, shape in shapes.items():
-            leaf = path.rsplit("/", 1)[1]
-            if leaf == "kernel":
-                fan_in = int(np.prod(shape[:-1]))
-                a = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
-            elif leaf in ("scale", "var"):
-                a = 0.5 + rng.random(shape)
-            else:  # bias, mean
-                a = 0.2 * rng.standard_normal(shape)
-            out[coll][path] = a.astype(np.float32)
-    return out
 
 
 def _photos(h: int, w: int) -> np.ndarray:

@@ -42,6 +42,7 @@ from jax import lax
 
 from reiqa_jax.augment.filters import level_dispatch, shifted_sum
 from reiqa_jax.augment.quantize import truncate_u8
+from reiqa_jax.normalize import to_unit_float
 
 GAUSSIAN_SIGMAS = (0.1, 0.5, 1.0, 2.0, 5.0)
 LENS_RADII = (1, 2, 4, 6, 8)
@@ -83,7 +84,9 @@ def pil_box_weights(radius, half_width):
     """
     radius = np.float32(radius)
     r = int(radius)
-    assert r + 1 <= half_width
+    if r + 1 > half_width:
+        raise ValueError(f"pil_box_weights: a box of radius {float(radius)} needs "
+                         f"half_width >= {r + 1}, got {half_width}")
     ww = int(np.float32(_ONE) / (radius * np.float32(2) + np.float32(1)))
     fw = (_ONE - (2 * r + 1) * ww) // 2
     taps = np.zeros(2 * half_width + 1, np.uint32)
@@ -193,10 +196,6 @@ def _to_u32(image):
     return jnp.round(image * 255.0).astype(jnp.uint32)
 
 
-def _from_u32(x):
-    return x.astype(jnp.float32) / 255.0
-
-
 _GAUSS_HALF = max(int(pil_gaussian_box_radius(s)) for s in GAUSSIAN_SIGMAS) + 1
 # (5 levels, 3 passes, K taps)
 _GAUSS_TABLE = np.stack([
@@ -217,7 +216,7 @@ def gaussian_blur(key, image, level):
     Returns (H, W, 3) float32 on the uint8 grid, bit-exact with Pillow.
     """
     del key
-    return _from_u32(_gauss_blur(_to_u32(image), level))
+    return to_unit_float(_gauss_blur(_to_u32(image), level))
 
 
 # --------------------------------------------------------------------------
@@ -255,7 +254,7 @@ def denoise_filter(image, which):
     ``which`` may be traced; both filters share one 3-pass schedule.
     Returns (H, W, 3) float32 on the uint8 grid, bit-exact with Pillow.
     """
-    return _from_u32(_denoise_blur(_to_u32(image), which))
+    return to_unit_float(_denoise_blur(_to_u32(image), which))
 
 
 def denoise(key, image, level):

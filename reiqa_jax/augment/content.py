@@ -46,8 +46,8 @@ import dm_pix as pix
 import jax
 import jax.numpy as jnp
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from reiqa_jax.normalize import IMAGENET_MEAN, IMAGENET_STD, to_unit_float
+
 OUT_SIZE = 224
 SCALE = (0.2, 1.0)
 RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -175,8 +175,8 @@ def color_jitter(img, factors, order):
     return img
 
 
-def gaussian_blur(img, sigma):
-    """Separable Gaussian, 2 * BLUR_RADIUS + 1 taps, edge-replicated border."""
+def separable_gaussian_blur(img, sigma):
+    """MoCo-v2's blur: a separable Gaussian, 2 * BLUR_RADIUS + 1 taps, edge-replicated border."""
     r = BLUR_RADIUS
     t = jnp.arange(-r, r + 1, dtype=jnp.float32)
     w = jnp.exp(-0.5 * (t / sigma) ** 2)
@@ -208,7 +208,7 @@ def apply_content_params(image, params, size: int = OUT_SIZE):
     x = jnp.where(params["flip"], x[:, ::-1], x)
     x = jnp.where(params["jitter"], color_jitter(x, params["factors"], params["order"]), x)
     x = jnp.where(params["gray"], jnp.broadcast_to(_gray(x), x.shape), x)
-    x = jnp.where(params["blur"], gaussian_blur(x, params["sigma"]), x)
+    x = jnp.where(params["blur"], separable_gaussian_blur(x, params["sigma"]), x)
     return normalize(x)
 
 
@@ -224,8 +224,7 @@ def content_augment(key, images, valid_hw=None, size: int = OUT_SIZE):
     Returns:
       views float32 (B, size, size, 3) normalised, and the params dict (batched).
     """
-    if jnp.issubdtype(images.dtype, jnp.integer):
-        images = images.astype(jnp.float32) / 255.0
+    images = to_unit_float(images)
     b, h, w, _ = images.shape
     if valid_hw is None:
         valid_hw = jnp.broadcast_to(jnp.array([h, w], jnp.int32), (b, 2))

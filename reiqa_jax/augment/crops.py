@@ -227,7 +227,7 @@ def aliased_swap(rows, geometry, patch_size: int, valid_hw, reach: int):
     return c1, c2, jnp.where(geometry["fits"], written, rows)
 
 
-def _cubic_weights(t, a: float = -0.75):
+def _keys_cubic_weights(t, a: float = -0.75):
     """Keys cubic weights of the 4 taps at offsets -1, 0, 1, 2 for frac t."""
     def near(d):  # |d| <= 1
         return ((a + 2) * d - (a + 3)) * d * d + 1
@@ -253,7 +253,7 @@ def _bicubic_taps(n_valid, n_out: int):
     i0 = jnp.minimum(jnp.floor(real).astype(jnp.int32), n_valid - 1)
     t = jnp.clip(real - i0.astype(jnp.float32), 0.0, 1.0)
     idx = jnp.clip(i0[:, None] + jnp.arange(-1, 3)[None, :], 0, n_valid - 1)
-    return idx, _cubic_weights(t)
+    return idx, _keys_cubic_weights(t)
 
 
 def _resample_axis(x, axis: int, n_valid, n_out: int):

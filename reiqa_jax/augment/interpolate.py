@@ -94,7 +94,7 @@ def _fold_reflect(x, n):
     return u - 0.5
 
 
-def _cubic_weights(t):
+def _bspline_weights(t):
     """B-spline weights for taps floor(x) - 1 .. floor(x) + 2; t = x - floor(x)."""
     t2 = t * t
     t3 = t2 * t
@@ -121,8 +121,8 @@ def sample_coefficients(coeffs, y, x):
     x = _fold_reflect(x.astype(coeffs.dtype), w)
     fy = jnp.floor(y)
     fx = jnp.floor(x)
-    wy = _cubic_weights(y - fy)
-    wx = _cubic_weights(x - fx)
+    wy = _bspline_weights(y - fy)
+    wx = _bspline_weights(x - fx)
     padded = _symmetric_pad(_symmetric_pad(coeffs, _TAP_PAD, 0), _TAP_PAD, 1)
     pw = w + 2 * _TAP_PAD
     flat = padded.reshape(-1, c)

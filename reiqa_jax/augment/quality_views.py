@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from reiqa_jax.augment import crops, registry
+from reiqa_jax.normalize import to_unit_float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,13 +188,6 @@ def views_from_stack(key, stack, valid_hw, transposed, config: QualityViewConfig
     offsets = jnp.stack([jnp.stack([g["y"], g["x"]]) for g in geoms])
     origins = jnp.stack([jnp.stack([g["top"], g["left"]]) for g in geoms])
     return jnp.concatenate(views, axis=0), offsets, origins
-
-
-def to_unit_float(tiles):
-    """uint8 [0, 255] or float [0, 1] tiles -> float32 [0, 1]."""
-    if jnp.issubdtype(tiles.dtype, jnp.integer):
-        return tiles.astype(jnp.float32) / 255.0
-    return tiles.astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "ops"))

@@ -30,7 +30,6 @@ Batching (the trade-off, see ``distort_batch`` and ``distort_balanced``):
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import Callable, Sequence
 
 import jax
@@ -38,68 +37,66 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-# (name, module) in the official order: number = position + 1.
-_SPECS: tuple[tuple[str, str], ...] = (
-    ("gaussian_blur", "blur"),            # 1
-    ("lens_blur", "blur"),                # 2
-    ("color_diffusion", "color_ops"),     # 3
-    ("color_shift", "color_ops"),         # 4
-    ("color_saturation", "color_ops"),    # 5
-    ("color_oversaturation", "color_ops"),  # 6
-    ("jpeg", "jpeg"),                     # 7
-    ("white_noise", "noise"),             # 8
-    ("white_noise_ycbcr", "noise"),       # 9
-    ("impulse_noise", "noise"),           # 10
-    ("multiplicative_noise", "noise"),    # 11
-    ("denoise", "blur"),                  # 12
-    ("brighten", "tone"),                 # 13
-    ("darken", "tone"),                   # 14
-    ("mean_shift", "tone"),               # 15
-    ("resize_bicubic", "resize"),         # 16
-    ("sharpen", "sharpen"),               # 17
-    ("contrast_change", "tone"),          # 18
-    ("color_block", "spatial"),           # 19
-    ("pixelate", "resize"),               # 20
-    ("non_eccentricity", "spatial"),      # 21
-    ("jitter", "spatial"),                # 22
-    ("resize_bilinear", "resize"),        # 23
-    ("resize_nearest", "resize"),         # 24
-    ("resize_lanczos", "resize"),         # 25
-    ("motion_blur", "blur"),              # 26
-)
-
-NUM_KINDS = len(_SPECS)  # 26
-NUM_LEVELS = 5           # levels 0..4
-PRISTINE = 0
+from reiqa_jax.augment.blur import denoise, gaussian_blur, lens_blur, motion_blur
+from reiqa_jax.augment.color_ops import (color_diffusion, color_oversaturation,
+                                         color_saturation, color_shift)
+from reiqa_jax.augment.jpeg import jpeg
+from reiqa_jax.augment.noise import (impulse_noise, multiplicative_noise, white_noise,
+                                     white_noise_ycbcr)
+from reiqa_jax.augment.resize import (pixelate, resize_bicubic, resize_bilinear,
+                                      resize_lanczos, resize_nearest)
+from reiqa_jax.augment.sharpen import sharpen
+from reiqa_jax.augment.spatial import color_block, jitter, non_eccentricity
+from reiqa_jax.augment.tone import brighten, contrast_change, darken, mean_shift
 
 Op = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+# The ops in the official order: number = position + 1.
+_OPS: tuple[Op, ...] = (
+    gaussian_blur,         # 1
+    lens_blur,             # 2
+    color_diffusion,       # 3
+    color_shift,           # 4
+    color_saturation,      # 5
+    color_oversaturation,  # 6
+    jpeg,                  # 7
+    white_noise,           # 8
+    white_noise_ycbcr,     # 9
+    impulse_noise,         # 10
+    multiplicative_noise,  # 11
+    denoise,               # 12
+    brighten,              # 13
+    darken,                # 14
+    mean_shift,            # 15
+    resize_bicubic,        # 16
+    sharpen,               # 17
+    contrast_change,       # 18
+    color_block,           # 19
+    pixelate,              # 20
+    non_eccentricity,      # 21
+    jitter,                # 22
+    resize_bilinear,       # 23
+    resize_nearest,        # 24
+    resize_lanczos,        # 25
+    motion_blur,           # 26
+)
+
+NUM_KINDS = len(_OPS)  # 26
+NUM_LEVELS = 5         # levels 0..4
+PRISTINE = 0
 
 
 @dataclasses.dataclass(frozen=True)
 class Distortion:
-    """One registry entry: official ``number`` (1..26), op ``name``, ``module``
-    under ``reiqa_jax.augment``. ``fn`` imports the op on first use so the
-    registry can be imported while op modules are still being written."""
+    """One registry entry: official ``number`` (1..26), op ``name``, op ``fn``."""
 
     number: int
     name: str
-    module: str
-
-    @property
-    def fn(self) -> Op:
-        mod = importlib.import_module(f"reiqa_jax.augment.{self.module}")
-        return getattr(mod, self.name)
-
-    def available(self) -> bool:
-        try:
-            self.fn
-        except (ImportError, AttributeError):
-            return False
-        return True
+    fn: Op
 
 
 DISTORTIONS: tuple[Distortion, ...] = tuple(
-    Distortion(i + 1, name, module) for i, (name, module) in enumerate(_SPECS))
+    Distortion(i + 1, op.__name__, op) for i, op in enumerate(_OPS))
 NAMES: tuple[str, ...] = tuple(d.name for d in DISTORTIONS)
 
 
@@ -115,18 +112,13 @@ def number_of(kind: str | int) -> int:
     return k
 
 
-def default_ops() -> tuple[Op, ...]:
-    """The 26 registered op functions, in official order."""
-    return tuple(d.fn for d in DISTORTIONS)
-
-
 def _identity(key, image, level):
     del key, level
     return image
 
 
 def _branches(ops: Sequence[Op] | None) -> tuple[Op, ...]:
-    ops = default_ops() if ops is None else tuple(ops)
+    ops = _OPS if ops is None else tuple(ops)
     return (_identity,) + ops
 
 
@@ -152,7 +144,7 @@ def distort(key, image, kind, level, ops: Sequence[Op] | None = None):
         n = number_of(kind)
         if n == PRISTINE:
             return image
-        op = (default_ops() if ops is None else tuple(ops))[n - 1]
+        op = (_OPS if ops is None else tuple(ops))[n - 1]
         return op(key, image, level)
     return lax.switch(jnp.asarray(kind, jnp.int32), _branches(ops),
                       key, image, jnp.asarray(level, jnp.int32))
@@ -255,7 +247,7 @@ def distort_balanced(key, images, perm, levels, ops: Sequence[Op] | None = None)
       float32 (B, n_aug, H, W, 3).
     """
     batch, n_aug = levels.shape
-    ops = default_ops() if ops is None else tuple(ops)
+    ops = _OPS if ops is None else tuple(ops)
     vbranches = tuple(jax.vmap(op) for op in ops)
     keys = jax.random.split(key, batch * n_aug)
     flat_levels = jnp.asarray(levels, jnp.int32).reshape(-1)

@@ -271,9 +271,11 @@ def _banded_tables(h, w, filter_name, factors, which):
             b, p = divmod(o, bos[l])
             blocks[l, b, p] = t[l, o, starts[l, b]:starts[l, b] + win]
             gather[l, o] = b * bo_max + p
-        # every nonzero weight of the level made it into its block
-        assert np.array_equal(np.abs(t[l]).sum(1)[:outs[l]],
-                              np.abs(blocks[l]).sum(2).reshape(-1)[gather[l, :outs[l]]])
+        # Internal invariant: every nonzero weight of the level made it into its block.
+        if not np.array_equal(np.abs(t[l]).sum(1)[:outs[l]],
+                              np.abs(blocks[l]).sum(2).reshape(-1)[gather[l, :outs[l]]]):
+            raise RuntimeError(f"banded {filter_name} table {which} of level {l} for "
+                               f"{h}x{w} lost weights (a bug in _banded_tables)")
     k = _split_shift(blocks)
     return starts.astype(np.int32), blocks.astype(np.int32), gather.astype(np.int32), k
 

@@ -20,6 +20,7 @@ import numpy as np
 from jax import lax
 
 from reiqa_jax.augment.interpolate import warp_cubic_reflect
+from reiqa_jax.normalize import to_unit_float
 
 # --- 19 color_block ---------------------------------------------------------
 _BLOCK_SIZE = 32
@@ -60,7 +61,7 @@ def paint_blocks(image, ys, xs, colours, count):
       count: int or traced int32 scalar, 0 <= count <= N.
     Returns: float32 (H, W, 3).
     """
-    fill = colours.astype(jnp.float32) / 255.0
+    fill = to_unit_float(colours)
     for i in range(ys.shape[0]):
         start = (ys[i], xs[i], 0)
         old = lax.dynamic_slice(image, start, (_BLOCK_SIZE, _BLOCK_SIZE, 3))
@@ -76,7 +77,8 @@ def color_block(key, image, level):
     overwrite earlier ones. Needs H, W > 32.
     """
     h, w, _ = image.shape
-    assert h > _BLOCK_SIZE and w > _BLOCK_SIZE, "color_block needs H, W > 32"
+    if h <= _BLOCK_SIZE or w <= _BLOCK_SIZE:
+        raise ValueError(f"color_block needs H, W > {_BLOCK_SIZE}, got {h}x{w}")
     ys, xs, colours = draw_color_blocks(key, h, w)
     count = jnp.asarray(_BLOCK_COUNTS, jnp.int32)[level]
     return paint_blocks(image, ys, xs, colours, count)
@@ -143,7 +145,8 @@ def non_eccentricity(key, image, level):
     Needs H, W >= 49 (see ``draw_patch_moves``).
     """
     h, w, _ = image.shape
-    assert h >= 49 and w >= 49, "non_eccentricity needs H, W >= 49"
+    if h < 49 or w < 49:
+        raise ValueError(f"non_eccentricity needs H, W >= 49, got {h}x{w}")
     moves = draw_patch_moves(key, h, w)
     count = jnp.asarray(_PATCH_COUNTS, jnp.int32)[level]
     return copy_patches(image, *moves, count)

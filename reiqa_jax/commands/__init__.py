@@ -3,12 +3,6 @@
 Each module defines ``HELP`` (one line for ``reiqa --help``),
 ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status). Modules
 import only argparse-level things at the top, so ``reiqa --help`` stays fast;
-the heavy imports (jax, orbax, torch) happen inside ``run``.
+the heavy imports (jax, orbax, torch) happen inside ``run``. Errors are
+reported with :func:`reiqa_jax.errors.error` (``reiqa COMMAND: error: ...``).
 """
-import sys
-
-
-def error(command: str, message: str) -> int:
-    """Prints ``reiqa COMMAND: error: MESSAGE`` on stderr; returns exit status 2."""
-    print(f"reiqa {command}: error: {message}", file=sys.stderr)
-    return 2

@@ -23,12 +23,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from reiqa_jax.commands import error
+    from reiqa_jax.errors import error
     from reiqa_jax.demo import DEFAULT_TRAIN_STEPS, run_demo
 
     steps = DEFAULT_TRAIN_STEPS if args.train_steps is None else args.train_steps
     if steps < 1:
-        return error("demo", "--train-steps must be at least 1")
+        return error("reiqa demo", "--train-steps must be at least 1")
     from reiqa_jax.compile_cache import enable_compile_cache
 
     enable_compile_cache()

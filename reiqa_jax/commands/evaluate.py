@@ -4,8 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from reiqa_jax.commands import error
 from reiqa_jax.datasets import DATASETS  # the registry only: no TFDS import here
+from reiqa_jax.dtypes import INFERENCE_DTYPES
+from reiqa_jax.errors import error, one_line
 
 HELP = "SRCC/PLCC of encoders on an IQA dataset, beside the paper's numbers"
 DATASET_NAMES = tuple(DATASETS)
@@ -52,7 +53,7 @@ def add_arguments(p) -> None:
                    help="where the dataset build is kept (default: OUT/tfds)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="images per device step (same-size images are batched)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+    p.add_argument("--dtype", choices=INFERENCE_DTYPES, default="float32",
                    help="compute dtype of the encoders")
     p.add_argument("--shorter-side", type=int, default=None, metavar="PIXELS",
                    help="scale images so their shorter side has this many pixels first "
@@ -76,30 +77,30 @@ def run(args) -> int:
     try:
         spec = datasets.spec(args.dataset)
     except datasets.UnknownDataset as exc:
-        return error("evaluate", str(exc))
+        return error("reiqa evaluate", str(exc))
     if args.instructions:
         print(f"{spec.title} ({spec.name}): put these files in --manual_dir.\n")
         print(datasets.builder_class(spec.name).MANUAL_DOWNLOAD_INSTRUCTIONS)
         return 0
     if args.manual_dir is None:
-        return error("evaluate", f"give --manual_dir (reiqa evaluate {spec.name} --instructions "
-                     f"says what goes in it)")
+        return error("reiqa evaluate", f"give --manual_dir (reiqa evaluate {spec.name} "
+                                       f"--instructions says what goes in it)")
     if args.quality_ckpt is None and args.content_ckpt is None:
-        return error("evaluate", "give --quality-ckpt and/or --content-ckpt")
+        return error("reiqa evaluate", "give --quality-ckpt and/or --content-ckpt")
     for flag, value in (("--quality-ckpt", args.quality_ckpt), ("--content-ckpt", args.content_ckpt)):
         if value is not None and not (value / "reiqa.json").is_file():
-            return error("evaluate", f"{flag} {value} is not a checkpoint folder (make one with "
-                         f"reiqa convert)")
+            return error("reiqa evaluate", f"{flag} {value} is not a checkpoint folder "
+                                           f"(make one with reiqa convert)")
     if not args.manual_dir.is_dir():
-        return error("evaluate", f"--manual_dir {args.manual_dir} is not a folder")
+        return error("reiqa evaluate", f"--manual_dir {args.manual_dir} is not a folder")
     if args.batch_size < 1 or args.splits < 1:
-        return error("evaluate", "--batch-size and --splits must be at least 1")
+        return error("reiqa evaluate", "--batch-size and --splits must be at least 1")
     if args.save is not None and args.save.exists() and not args.overwrite:
-        return error("evaluate", f"{args.save} already exists (add --overwrite to replace it)")
+        return error("reiqa evaluate", f"{args.save} already exists (add --overwrite to replace it)")
     name = spec.name
     if args.lower_is_better:
         if name != "iqa_csv":
-            return error("evaluate", "--lower-is-better is for iqa_csv; the other datasets "
+            return error("reiqa evaluate", "--lower-is-better is for iqa_csv; the other datasets "
                          "know their score direction")
     out = args.out or Path("out/evaluate") / name
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
@@ -122,12 +123,12 @@ def run(args) -> int:
             progress=not args.no_progress,
             config="labels_dmos" if args.lower_is_better else "labels")
     except DatasetError as exc:
-        return error("evaluate", f"{exc} (reiqa evaluate {spec.name} --instructions lists the "
-                     f"files it needs)")
+        return error("reiqa evaluate", f"{exc} (reiqa evaluate {spec.name} --instructions "
+                                       f"lists the files it needs)")
     except (ProtocolError, CheckpointError) as exc:
-        return error("evaluate", str(exc))
+        return error("reiqa evaluate", str(exc))
     except OSError as exc:
-        return error("evaluate", " ".join(str(exc).split()))
+        return error("reiqa evaluate", one_line(exc))
     result = evaluation.result
     paper = (spec.paper_srcc, spec.paper_plcc) if spec.paper_srcc is not None else None
     print(format_table(result, paper=paper,
@@ -152,7 +153,7 @@ def run(args) -> int:
                                  "srcc_median": result.srcc_median,
                                  "plcc_median": result.plcc_median})
         except ModelDirError as exc:
-            return error("evaluate", str(exc))
+            return error("reiqa evaluate", str(exc))
         print(f"reiqa evaluate: model fitted on all {result.n_images} images -> {args.save}",
               file=sys.stderr)
     return 0

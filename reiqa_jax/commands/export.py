@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reiqa_jax.commands import error
+from reiqa_jax.errors import error
 
 HELP = "write a training run's newest checkpoint as a model 'reiqa extract' reads"
 DESCRIPTION = ("Reads WORKDIR/config.json and the newest checkpoint of WORKDIR/checkpoints "
@@ -25,6 +25,6 @@ def run(args) -> int:
     try:
         out = export_run(args.workdir, args.out, step=args.step)
     except (TrainError, CheckpointError) as exc:
-        return error("export", str(exc))
+        return error("reiqa export", str(exc))
     print(f"reiqa export: {out}")
     return 0

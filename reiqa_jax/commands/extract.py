@@ -9,7 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from reiqa_jax.commands import error
+from reiqa_jax.dtypes import INFERENCE_DTYPES
+from reiqa_jax.errors import error, one_line
 
 HELP = "Re-IQA features of images into an .npz file"
 DESCRIPTION = ("Computes Re-IQA features as the released demos do (full + half scale, "
@@ -28,7 +29,6 @@ exit status:
   130/143  stopped by SIGINT/SIGTERM after saving the finished images; run the
            same command again to resume
 """
-DTYPES = ("float32", "bfloat16")
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 
 
@@ -77,7 +77,7 @@ def add_arguments(p) -> None:
                         "share one compiled program, and those of sizes with few images share "
                         "canvases, with features unchanged (default 4; 0 compiles each size "
                         "on its own, without canvases)")
-    p.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype")
+    p.add_argument("--dtype", choices=INFERENCE_DTYPES, default="float32", help="compute dtype")
     p.add_argument("--exif-transpose", action="store_true",
                    help="rotate images upright by their EXIF orientation first "
                         "(the released demos do not)")
@@ -118,35 +118,30 @@ def run(args) -> int:
 
 def _run(args, stop) -> int:
     from reiqa_jax.feature_file import npz_path
-    from reiqa_jax.inputs import InputError, expand_inputs
+    from reiqa_jax.inputs import InputError, expand_image_inputs
     from reiqa_jax.partial_output import PartialOutput, PartialOutputError, checkpoint_fingerprint
 
     if args.quality_ckpt is None and args.content_ckpt is None:
-        return error("extract", "give --quality-ckpt and/or --content-ckpt")
+        return error("reiqa extract", "give --quality-ckpt and/or --content-ckpt")
     if args.buckets < 0:
-        return error("extract", f"--buckets must be 0 or more, got {args.buckets}")
+        return error("reiqa extract", f"--buckets must be 0 or more, got {args.buckets}")
     checkpoints = {name: directory for name, directory in
                    (("quality", args.quality_ckpt), ("content", args.content_ckpt))
                    if directory is not None}
     for name, directory in checkpoints.items():
         problem = _checkpoint_problem(name, directory)
         if problem:
-            return error("extract", problem)
+            return error("reiqa extract", problem)
     try:
-        expanded = expand_inputs(args.inputs)
+        expanded = expand_image_inputs(args.inputs, "reiqa extract")
     except InputError as exc:
-        return error("extract", str(exc))
-    if expanded.skipped:
-        print(f"reiqa extract: skipped {len(expanded.skipped)} file(s) without an image "
-              f"extension in the input folders", file=sys.stderr)
-    if not expanded.paths:
-        return error("extract", "no images found in the inputs")
+        return error("reiqa extract", str(exc))
 
     final = npz_path(args.output)
     if final.is_dir():
-        return error("extract", f"output {final} is a folder")
+        return error("reiqa extract", f"output {final} is a folder")
     if final.exists() and not args.overwrite:
-        return error("extract", f"output {final} exists; pass --overwrite to replace it")
+        return error("reiqa extract", f"output {final} exists; pass --overwrite to replace it")
     settings = {
         "encoders": list(checkpoints),
         **{f"{name}_ckpt": os.path.abspath(d) for name, d in checkpoints.items()},
@@ -157,7 +152,7 @@ def _run(args, stop) -> int:
     try:
         partial = PartialOutput(final, settings, resume=args.resume)
     except PartialOutputError as exc:
-        return error("extract", str(exc))
+        return error("reiqa extract", str(exc))
     try:
         return _extract(args, stop, expanded, checkpoints, final, partial)
     finally:
@@ -167,22 +162,22 @@ def _run(args, stop) -> int:
 
 
 def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
-    import jax.numpy as jnp
     from tqdm.auto import tqdm
 
     from reiqa_jax.checkpoint import CheckpointError, load_model
+    from reiqa_jax.dtypes import inference_dtype
     from reiqa_jax.extract import FeatureExtractor
     from reiqa_jax.feature_file import Features, write_npz
     from reiqa_jax.images import DEFAULT_MAX_PIXELS
     from reiqa_jax.partial_output import PartialOutputError
 
-    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[args.dtype]
+    dtype = inference_dtype(args.dtype)
     models = {}
     for name, directory in checkpoints.items():
         try:
             models[name] = load_model(directory, dtype=dtype)
         except (CheckpointError, OSError) as exc:
-            return error("extract", f"{name} checkpoint {directory}: {exc}")
+            return error("reiqa extract", f"{name} checkpoint {directory}: {exc}")
         if stop.received:
             return _stopped(stop, 0, len(expanded.paths), final, partial)
     try:
@@ -192,7 +187,7 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
             max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, batch_pixels=args.batch_pixels,
             buckets_per_octave=args.buckets, compile_cache=not args.no_compile_cache)
     except ValueError as exc:
-        return error("extract", str(exc))
+        return error("reiqa extract", str(exc))
 
     started = time.monotonic()
     unique = list(dict.fromkeys(expanded.paths))
@@ -237,7 +232,7 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
                 break
         save()
     except PartialOutputError as exc:
-        return error("extract", str(exc))
+        return error("reiqa extract", str(exc))
     finally:
         results.close()  # cancels the decoding of batches not started
         bar.close()
@@ -263,7 +258,7 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
     try:
         write_npz(final, features.arrays())
     except OSError as exc:
-        return error("extract", f"cannot write {final}: {' '.join(str(exc).split())} (the "
+        return error("reiqa extract", f"cannot write {final}: {one_line(exc)} (the "
                                 f"finished images stay in {partial.directory}; rerun to retry)")
     partial.remove()
     print(f"reiqa extract: {len(features.paths)} image(s) in {time.monotonic() - started:.1f} s "

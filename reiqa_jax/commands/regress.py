@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from reiqa_jax.commands import error
+from reiqa_jax.errors import error, one_line
 
 HELP = "fit and evaluate the quality regressor on features + subjective scores"
 DESCRIPTION = """\
@@ -96,30 +96,30 @@ def run(args) -> int:
                                    read_features, read_scores_csv, run_protocol, write_report)
 
     if args.splits < 1:
-        return error("regress", "--splits must be at least 1")
+        return error("reiqa regress", "--splits must be at least 1")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     try:
         features = read_features(args.features_file)
         rows = read_scores_csv(args.scores_file)
         names = feature_names(args.features, features.blocks)
     except ProtocolError as exc:
-        return error("regress", str(exc))
+        return error("reiqa regress", str(exc))
     if isinstance(names, str):
-        return error("regress", names)
+        return error("reiqa regress", names)
     if args.save is not None:
         checkpoints = {"quality": args.quality_ckpt or features.checkpoints["quality"],
                        "content": args.content_ckpt or features.checkpoints["content"]}
         missing = [n for n in names if not checkpoints[n]]
         if missing:
-            return error("regress", f"{args.features_file} does not record which checkpoints made "
+            return error("reiqa regress", f"{args.features_file} does not record which checkpoints made "
                          f"its {' and '.join(missing)} features; give "
                          f"{' and '.join(f'--{n}-ckpt' for n in missing)} with --save")
         if args.save.exists() and not args.overwrite:
-            return error("regress", f"{args.save} already exists (add --overwrite to replace it)")
+            return error("reiqa regress", f"{args.save} already exists (add --overwrite to replace it)")
     joined = join_scores(features, rows)
     report_left_out("regress", joined, len(rows.entries))
     if joined.index.size == 0:
-        return error("regress", f"no row of {args.scores_file} matches an image in "
+        return error("reiqa regress", f"no row of {args.scores_file} matches an image in "
                      f"{args.features_file}")
     x = features.matrix(names)[joined.index]
     higher_is_better = not args.lower_is_better
@@ -128,7 +128,7 @@ def run(args) -> int:
                               seed=args.seed, models=models, higher_is_better=higher_is_better,
                               names=joined.names, progress=not args.no_progress)
     except ProtocolError as exc:
-        return error("regress", str(exc))
+        return error("reiqa regress", str(exc))
     extra = {"features": list(names), "features_file": str(args.features_file),
              "scores_file": str(args.scores_file),
              "left_out": {"no_features": joined.unmatched, "failed": joined.failed,
@@ -136,7 +136,7 @@ def run(args) -> int:
     try:
         write_report(result, args.out, extra=extra, title=args.scores_file.name)
     except OSError as exc:
-        return error("regress", f"cannot write the report: {' '.join(str(exc).split())}")
+        return error("reiqa regress", f"cannot write the report: {one_line(exc)}")
     print(format_table(result, title=f"{args.scores_file} x {args.features_file} "
                                      f"({'+'.join(names)}, {x.shape[1]}-d)"))
     print(f"reiqa regress: report -> {args.out / 'report.json'}, {args.out / 'scatter.png'}",
@@ -154,7 +154,7 @@ def run(args) -> int:
                                  "srcc_median": result.srcc_median,
                                  "plcc_median": result.plcc_median})
         except ModelDirError as exc:
-            return error("regress", str(exc))
+            return error("reiqa regress", str(exc))
         print(f"reiqa regress: model ({regressor.model}, alpha={regressor.alpha:g}, fitted on "
               f"{joined.index.size} images) -> {args.save}", file=sys.stderr)
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from reiqa_jax.commands import error
+from reiqa_jax.dtypes import INFERENCE_DTYPES
+from reiqa_jax.errors import error, one_line
 
 HELP = "quality scores of images (CSV path,score; higher = better)"
 DESCRIPTION = """\
@@ -32,7 +33,7 @@ def add_arguments(p) -> None:
                    help="output CSV (default: print to the screen)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="images per device step (same-size images are batched)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+    p.add_argument("--dtype", choices=INFERENCE_DTYPES, default="float32",
                    help="compute dtype (default float32, as the regressor was fitted)")
     p.add_argument("--exif-transpose", action="store_true",
                    help="rotate images upright by their EXIF orientation first")
@@ -42,21 +43,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from reiqa_jax.inputs import InputError, expand_inputs
+    from reiqa_jax.inputs import InputError, expand_image_inputs
     from reiqa_jax.quality_model import ModelDirError, load_quality_model, write_scores_csv
 
     if args.batch_size < 1:
-        return error("score", "--batch-size must be at least 1")
+        return error("reiqa score", "--batch-size must be at least 1")
     try:
         model = load_quality_model(args.model)
-        expanded = expand_inputs(args.inputs)
+        expanded = expand_image_inputs(args.inputs, "reiqa score")
     except (ModelDirError, InputError) as exc:
-        return error("score", str(exc))
-    if expanded.skipped:
-        print(f"reiqa score: skipped {len(expanded.skipped)} file(s) without an image "
-              f"extension in the input folders", file=sys.stderr)
-    if not expanded.paths:
-        return error("score", "no images found in the inputs")
+        return error("reiqa score", str(exc))
 
     def warn(path: str, message: str) -> None:
         from tqdm.auto import tqdm
@@ -67,11 +63,11 @@ def run(args) -> int:
                                  exif_transpose=args.exif_transpose, max_pixels=args.max_pixels,
                                  progress=not args.no_progress, on_error=warn)
     except ModelDirError as exc:
-        return error("score", str(exc))
+        return error("reiqa score", str(exc))
     try:
         write_scores_csv(rows, args.output)
     except OSError as exc:
-        return error("score", f"cannot write {args.output}: {' '.join(str(exc).split())}")
+        return error("reiqa score", f"cannot write {args.output}: {one_line(exc)}")
     failed = sum(row.score is None for row in rows)
     where = f" -> {args.output}" if args.output else ""
     print(f"reiqa score: {len(rows) - failed} of {len(rows)} image(s) scored{where}"

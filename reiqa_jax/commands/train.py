@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from reiqa_jax.commands import error
+from reiqa_jax.errors import error, one_line
 
 HELP = "train a quality-aware (Re-IQA) or content-aware (MoCo-v2) encoder"
 DESCRIPTION = """\
@@ -72,7 +72,7 @@ def run(args) -> int:
     try:
         config = apply_overrides(load_config(args.config), args.config_overrides)
     except ConfigError as exc:
-        return error("train", str(exc))
+        return error("reiqa train", str(exc))
     if args.print_config:
         print(config)
         return 0
@@ -90,8 +90,8 @@ def run(args) -> int:
             jax.distributed.initialize(**explicit,
                                        heartbeat_timeout_seconds=args.heartbeat_timeout)
         except Exception as exc:  # noqa: BLE001 - JAX raises several types here
-            return error("train", f"cannot join the multi-host run: "
-                                  f"{' '.join(str(exc).split())[:300]}")
+            return error("reiqa train", f"cannot join the multi-host run: "
+                                  f"{one_line(exc)[:300]}")
 
     from reiqa_jax.checkpoint import CheckpointError
     from reiqa_jax.data.sources import DataError
@@ -101,7 +101,7 @@ def run(args) -> int:
     try:
         return train_and_evaluate(config, args.workdir)
     except (TrainError, DataError, WorkdirError, CheckpointError, ConfigError) as exc:
-        return error("train", str(exc))
+        return error("reiqa train", str(exc))
     except KeyboardInterrupt:
         print("reiqa train: interrupted", file=sys.stderr)
         return 130

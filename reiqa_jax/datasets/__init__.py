@@ -103,6 +103,7 @@ def prepare(name: str, manual_dir, *, data_dir, config: str = "labels"):
     import tensorflow_datasets as tfds
 
     from reiqa_jax.datasets.core import DatasetError
+    from reiqa_jax.errors import one_line
 
     manual_dir = Path(manual_dir).expanduser()
     builder = make_builder(name, data_dir=data_dir, config=config)
@@ -115,7 +116,7 @@ def prepare(name: str, manual_dir, *, data_dir, config: str = "labels"):
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
     except AssertionError as exc:  # TFDS's own manual_dir checks
-        raise DatasetError(" ".join(str(exc).split())[:300]) from None
+        raise DatasetError(one_line(exc)[:300]) from None
     return builder
 
 

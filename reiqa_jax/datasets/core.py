@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
+from reiqa_jax.errors import one_line
+
 BUILD_VERSION = "1.0.0"
 
 
@@ -143,7 +145,7 @@ class IQABuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         except (ValueError, KeyError, IndexError, TypeError) as exc:  # a malformed label file
             raise DatasetError(f"{self.name}: unexpected content in the label files of "
                                f"{manual_dir}: {type(exc).__name__}: "
-                               f"{' '.join(str(exc).split())}") from None
+                               f"{one_line(exc)}") from None
         if not records:
             raise DatasetError(f"no labelled images found in {manual_dir}")
         return {"train": self._generate_examples(manual_dir, records)}
@@ -176,7 +178,7 @@ def rgb_image_source(path: Path):
                 return os.fspath(path)
         rgb = open_image(path)
     except (OSError, ImageLoadError) as exc:
-        raise DatasetError(f"cannot read image {path}: {' '.join(str(exc).split())}") from None
+        raise DatasetError(f"cannot read image {path}: {one_line(exc)}") from None
     buffer = io.BytesIO()
     rgb.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -302,7 +304,7 @@ def read_xlsx_rows(path: Path, *, sheet: str | None = None,
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable workbook is one message
-        raise DatasetError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+        raise DatasetError(f"cannot read {path}: {one_line(exc)}") from None
     try:
         names = {n.lower(): n for n in book.sheetnames}
         ws = book[names[sheet.lower()]] if sheet and sheet.lower() in names else book.worksheets[0]
@@ -343,7 +345,7 @@ def load_mat(path: Path, *keys: str) -> dict:
     try:
         data = io.loadmat(path)
     except (OSError, ValueError, NotImplementedError) as exc:
-        raise DatasetError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+        raise DatasetError(f"cannot read {path}: {one_line(exc)}") from None
     missing = [k for k in keys if k not in data]
     if missing:
         raise DatasetError(f"{path} has no variable {', '.join(missing)}")

@@ -1,0 +1,30 @@
+"""Helpers shared by the benchmark scripts (run as ``python benchmarks/X.py``,
+so this folder is on ``sys.path`` and ``from common import ...`` works)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def best_time(run, repeats: int) -> float:
+    """Best-of-`repeats` seconds for one call of `run` (after one warm-up call)."""
+    run()  # compile / warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best

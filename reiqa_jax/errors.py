@@ -1,0 +1,36 @@
+"""One-line errors: how every ``reiqa`` command and library error reports a failure.
+
+* ``error(prog, message)``: prints ``PROG: error: MESSAGE`` on stderr and
+  returns exit status 2 (usage errors; nothing was computed).
+* ``one_line(exc)``: an exception's message on one line, to put into such a
+  message or into another exception's.
+
+Standard library only, so command modules import it at the top.
+"""
+import re
+import sys
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error(prog: str, message: str) -> int:
+    """Prints ``PROG: error: MESSAGE`` on stderr; returns exit status 2."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def one_line(exc: BaseException, *, with_type: bool = False, first_line: bool = False) -> str:
+    """The message of ``exc`` on one line: terminal colour codes removed,
+    runs of whitespace (newlines included) made one space; the type name
+    when the message is empty.
+
+    with_type: prefix ``TypeName: `` (for errors whose type says what failed,
+    e.g. a decoder's ``OSError`` vs ``ValueError``).
+    first_line: keep only the first line (for libraries whose messages go on
+    with paragraphs of advice, e.g. ``torch.load``).
+    """
+    text = _ANSI.sub("", str(exc)).strip()
+    if first_line:
+        text = text.splitlines()[0] if text else ""
+    text = " ".join(text.split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if with_type else text
