@@ -1,7 +1,7 @@
 """One-line errors: how every ``reiqa`` command and library error reports a failure.
 
 * ``error(prog, message)``: prints ``PROG: error: MESSAGE`` on stderr and
-  returns exit status 2 (usage errors; nothing was computed).
+  returns the exit status (2 by default: a usage error, nothing computed).
 * ``one_line(exc)``: an exception's message on one line, to put into such a
   message or into another exception's.
 
@@ -13,10 +13,11 @@ import sys
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def error(prog: str, message: str) -> int:
-    """Prints ``PROG: error: MESSAGE`` on stderr; returns exit status 2."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return 2
+def error(prog: str, message: str, status: int = 2) -> int:
+    """Prints ``PROG: error: MESSAGE`` on stderr; returns ``status`` (2: a
+    usage error, nothing computed; 1: a run that failed on the way)."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    return status
 
 
 def one_line(exc: BaseException, *, with_type: bool = False, first_line: bool = False) -> str:

@@ -44,6 +44,7 @@ from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from reiqa_jax import moco, optim
+from reiqa_jax.errors import error
 from reiqa_jax.models import ReIQAModel
 
 DATA_AXES = ("host", "local")
@@ -676,8 +677,7 @@ def train_and_evaluate(config, workdir) -> int:
         if pending is not None:
             account(*pending)
     except NonFiniteLoss as exc:
-        print(f"reiqa train: error: {exc}", file=sys.stderr, flush=True)
-        status = 1
+        status = error("reiqa train", str(exc), status=1)
     finally:
         stop.restore()
         prefetch.close()
