@@ -28,3 +28,18 @@ def best_time(run, repeats: int) -> float:
         run()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def best_times_interleaved(runs: dict, repeats: int) -> dict:
+    """Best-of-`repeats` seconds of each callable in `runs`, timed in rounds
+    (one call of each per round, after one warm-up call of each), so that
+    a change of machine load during the run affects all of them alike."""
+    for run in runs.values():
+        run()
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best

@@ -9,6 +9,8 @@ For each device count, in a fresh process (JAX fixes its device count at start):
 * ``views``: the augmentation alone (``train.make_view_fn`` under the same
   shard_map) — its time over the full step's is the augmentation share;
 * ``model``: the step on ready crops (no augmentation) — pairs/s;
+* ``split``: the same crops given as one 6-channel array that the step
+  splits into queries and keys, as it splits the augmentation's output;
 * ``torch`` (one device only): the official step restated in PyTorch
   (``tests/reference_moco_torch.py``: shuffle BN, query forward/backward,
   LARS, EMA, queue) on the same ready crops, on CUDA when there is one.
@@ -35,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import best_time, cpu_name  # noqa: E402
+from common import best_time, best_times_interleaved, cpu_name  # noqa: E402
 
 
 def _config(args, devices: int):
@@ -89,8 +91,6 @@ def worker(args) -> dict:
         holder["state"], m = step(holder["state"], batch, np.float32(1.0))
         jax.block_until_ready(m["loss"])
 
-    t_full = best_time(full, args.repeats)
-
     def views_only(batch):
         def per_device(b):
             index = jax.lax.axis_index(train.DATA_AXES)
@@ -102,8 +102,6 @@ def worker(args) -> dict:
 
     views = jax.jit(views_only)
     crops = views(batch)
-    t_views = best_time(lambda: jax.block_until_ready(views(batch)), args.repeats)
-
     ready = {"x1": crops[0], "x2": crops[1]}
     model_step = train.make_train_step(config, mesh, tx, None)
 
@@ -111,9 +109,23 @@ def worker(args) -> dict:
         holder["state"], m = model_step(holder["state"], ready, np.float32(1.0))
         jax.block_until_ready(m["loss"])
 
-    t_model = best_time(model, args.repeats)
+    # The ready crops as one 6-channel array split inside the step, as the
+    # full step splits the augmentation's output: isolates that split's cost.
+    six = {"v": jnp.concatenate(crops, axis=-1)}
+    split_step = train.make_train_step(config, mesh, tx,
+                                       lambda key, b: (b["v"][..., :3], b["v"][..., 3:]))
+
+    def split():
+        holder["state"], m = split_step(holder["state"], six, np.float32(1.0))
+        jax.block_until_ready(m["loss"])
+
+    # Interleaved rounds: the figures see the same machine load.
+    times = best_times_interleaved(
+        {"full": full, "views": lambda: jax.block_until_ready(views(batch)), "model": model,
+         "split": split}, args.repeats)
+    t_full, t_views, t_model = times["full"], times["views"], times["model"]
     out = {"devices": devices, "pairs": pairs, "full_s": t_full, "views_s": t_views,
-           "model_s": t_model, "backend": jax.default_backend(),
+           "model_s": t_model, "split_s": times["split"], "backend": jax.default_backend(),
            "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__}
     if devices == 1 and not args.no_torch:
         out.update(torch_step(args, np.asarray(crops[0]), np.asarray(crops[1])))
@@ -225,6 +237,12 @@ def main(argv=None) -> int:
         lines.append(f"| {r['devices']} | {r['pairs']} | {r['pairs'] / r['full_s']:.1f} | "
                      f"{100 * r['views_s'] / r['full_s']:.0f}% | "
                      f"{r['pairs'] / r['model_s']:.1f} | " + " | ".join(torch_cells) + " |")
+    lines += ["", "Seconds per step (best of interleaved rounds):", "",
+              "| devices | full step | augmentation alone | step on ready crops | ready crops "
+              "as 6-channel views, split in the step |", "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['devices']} | {r['full_s']:.2f} | {r['views_s']:.2f} | "
+                     f"{r['model_s']:.2f} | {r['split_s']:.2f} |")
     text = "\n".join(lines)
     print(text)
     if args.write_results:

@@ -173,8 +173,8 @@ def test_train_mode_batchnorm_matches_torch():
     ours.bias[...] = jnp.asarray(rng.normal(size=4), jnp.float32)
     ref = torch.nn.BatchNorm2d(4, eps=1e-5, momentum=0.1)
     with torch.no_grad():
-        ref.weight.copy_(torch.from_numpy(np.asarray(ours.scale[...])))
-        ref.bias.copy_(torch.from_numpy(np.asarray(ours.bias[...])))
+        ref.weight.copy_(torch.from_numpy(np.array(ours.scale[...])))
+        ref.bias.copy_(torch.from_numpy(np.array(ours.bias[...])))
     ours.train()
     ref.train()
     for x in xs:
