@@ -167,8 +167,14 @@ def test_one_update_matches_official_pytorch_step_float64(released, devices):
     _check(new, metrics, model, ema, queue, mus, ref, devices, (1e-8, 1e-10), weights=True)
 
 
-def test_one_update_matches_official_pytorch_step_float32(released):
-    config, schedule, rng, new, metrics, x1, x2 = _run(released, 2, "host")
+@pytest.fixture(scope="module")
+def float32_two_devices(released):
+    """The float32 update on two devices with shuffle BN (shared: it takes a compile)."""
+    return _run(released, 2, "host")
+
+
+def test_one_update_matches_official_pytorch_step_float32(released, float32_two_devices):
+    config, schedule, rng, new, metrics, x1, x2 = float32_two_devices
     assert new.queue.dtype == np.float32
     model, ema, queue, mus, ref = _reference(released[0], schedule, config, rng, x1, x2,
                                              2, torch.float32)
@@ -176,11 +182,12 @@ def test_one_update_matches_official_pytorch_step_float32(released):
     assert float(metrics["lr"]) == np.float32(schedule(0))
 
 
-def test_shuffle_bn_changes_statistics_but_not_the_official_mode_result(released):
+def test_shuffle_bn_changes_statistics_but_not_the_official_mode_result(released,
+                                                                      float32_two_devices):
     # With two devices, the key encoder's per-device BN statistics depend on
     # which rows each device encodes: 'none' (no shuffle) and 'host' differ,
     # while the online model's are the same in both.
-    *_, shuffled, _, _, _ = _run(released, 2, "host")
+    *_, shuffled, _, _, _ = float32_two_devices
     *_, plain, _, _, _ = _run(released, 2, "none")
     diff = lambda a, b: max(float(np.abs(x - y).max()) for x, y in
                             zip(jax.tree.leaves(a), jax.tree.leaves(b)))
@@ -188,11 +195,12 @@ def test_shuffle_bn_changes_statistics_but_not_the_official_mode_result(released
     assert diff(shuffled.batch_stats, plain.batch_stats) == 0.0
 
 
-def test_bfloat16_compute_keeps_float32_state_and_tracks_the_float32_step(released):
+def test_bfloat16_compute_keeps_float32_state_and_tracks_the_float32_step(
+        released, float32_two_devices):
     # The accelerator setting: bfloat16 activations, float32 parameters,
     # optimizer state, BatchNorm statistics, queue and loss.
-    *_, new32, m32, _, _ = _run(released, 1, "host", "float32")
-    *_, new16, m16, _, _ = _run(released, 1, "host", "bfloat16")
+    *_, new32, m32, _, _ = float32_two_devices
+    *_, new16, m16, _, _ = _run(released, 2, "host", "bfloat16")
     for leaf in jax.tree.leaves((new16.params, new16.ema_params, new16.batch_stats,
                                  new16.ema_batch_stats, new16.opt_state, new16.queue)):
         if np.issubdtype(leaf.dtype, np.floating):
