@@ -21,13 +21,7 @@ def cpu_name() -> str:
 
 def best_time(run, repeats: int) -> float:
     """Best-of-`repeats` seconds for one call of `run` (after one warm-up call)."""
-    run()  # compile / warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return best_times_interleaved({"run": run}, repeats)["run"]
 
 
 def best_times_interleaved(runs: dict, repeats: int) -> dict:

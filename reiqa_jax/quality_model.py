@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reiqa_jax.errors import one_line
 from reiqa_jax.regress import Regressor
 
 MODEL_FORMAT = "reiqa-jax-quality-model"
@@ -76,7 +77,7 @@ def make_model_dir(model_dir, regressor: Regressor, *, quality_ckpt=None, conten
         try:
             read_header(source)
         except (CheckpointError, FileNotFoundError, OSError) as exc:
-            raise ModelDirError(f"{name} checkpoint {source}: {' '.join(str(exc).split())}") from None
+            raise ModelDirError(f"{name} checkpoint {source}: {one_line(exc)}") from None
         sources[name] = source
     if model_dir.exists() and not overwrite:
         raise ModelDirError(f"{model_dir} already exists (choose another folder or overwrite it)")
@@ -144,7 +145,7 @@ class QualityModel:
                     self._encoders[name] = load_model(folder, dtype=compute)
                 except (CheckpointError, FileNotFoundError, OSError) as exc:
                     raise ModelDirError(f"{name} encoder {folder}: "
-                                        f"{' '.join(str(exc).split())}") from None
+                                        f"{one_line(exc)}") from None
             self._dtype = dtype
         return self._encoders
 
@@ -193,7 +194,7 @@ def load_quality_model(model_dir) -> QualityModel:
         raise ModelDirError(f"{model_dir} is not a model directory (no {MODEL_JSON}; make one "
                             f"with reiqa regress ... --save {model_dir})") from None
     except (OSError, ValueError) as exc:
-        raise ModelDirError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+        raise ModelDirError(f"cannot read {path}: {one_line(exc)}") from None
     if header.get("format") != MODEL_FORMAT:
         raise ModelDirError(f"{path} is not a {MODEL_FORMAT} file")
     if header.get("version", 0) > MODEL_VERSION:

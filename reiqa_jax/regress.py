@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from reiqa_jax import metrics
+from reiqa_jax.errors import one_line
 
 FEATURE_ORDER = ("content", "quality")  # the Re-IQA feature is content ⊕ quality
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-4, 4, 9))
@@ -296,7 +297,7 @@ class Regressor:
                 mean, scale = arrays["mean"], arrays["scale"]
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(f"no readable regressor in {directory}: "
-                             f"{' '.join(str(exc).split())}") from None
+                             f"{one_line(exc)}") from None
         if header.get("format") != REGRESSOR_FORMAT:
             raise ValueError(f"{directory / 'regressor.json'} is not a {REGRESSOR_FORMAT} file")
         if not coef.shape == mean.shape == scale.shape or coef.ndim != 1:
@@ -625,7 +626,7 @@ def read_scores_csv(path) -> ScoreRows:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = [r for r in csv.reader(handle) if any(cell.strip() for cell in r)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ProtocolError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+        raise ProtocolError(f"cannot read {path}: {one_line(exc)}") from None
     if not rows:
         raise ProtocolError(f"{path} is empty")
     columns = {"path": 0, "score": 1, "group": 2 if len(rows[0]) > 2 else None}
@@ -702,7 +703,7 @@ def read_features(path) -> FeatureFile:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError) as exc:
-        raise ProtocolError(f"cannot read features {path}: {' '.join(str(exc).split())}") from None
+        raise ProtocolError(f"cannot read features {path}: {one_line(exc)}") from None
     if "paths" not in arrays:
         raise ProtocolError(f"{path} has no 'paths' array: not a reiqa extract file")
     paths = [str(p) for p in arrays["paths"]]

@@ -44,7 +44,7 @@ from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from reiqa_jax import moco, optim
-from reiqa_jax.errors import error
+from reiqa_jax.errors import error, one_line
 from reiqa_jax.models import ReIQAModel
 
 DATA_AXES = ("host", "local")
@@ -659,9 +659,8 @@ def train_and_evaluate(config, workdir) -> int:
             try:
                 batch = next(prefetch)
             except Exception as exc:  # noqa: BLE001 - grain re-raises workers' errors as is
-                text = " ".join(str(exc).split()) or type(exc).__name__
-                raise TrainError(f"input pipeline failed before step {index + 1}: {text}") \
-                    from None
+                raise TrainError(f"input pipeline failed before step {index + 1}: "
+                                 f"{one_line(exc)}") from None
             state, metrics = train_step(state, batch, np.float32(schedule(index)))
             if pending is not None:  # the previous step's numbers, while this one runs
                 account(*pending)
