@@ -22,8 +22,10 @@ computation has outside each image's valid region:
 BatchNorm in eval mode, ReLU, residual sums and 1x1 convolutions never mix
 positions, so only the inputs of the layers that do (3x3 and 7x7
 convolutions, the max-pool) and each stage's output are masked: what is
-computed outside the valid regions in between stays outside them (masking
-after every layer gave the same numbers, bit for bit, 7 % slower).
+computed outside the valid regions in between stays outside them. (Masking
+after every layer gives the same features and is slower: the mixed-size
+extraction benchmark went from 0.65x to 0.70x PyTorch's speed without it,
+benchmarks/RESULTS.md.)
 Images in one canvas sit at multiples of 32 pixels (so every stride-2 layer
 samples them as it samples the image alone) with at least 32 pixels between
 them (at 1/32 scale that still leaves the one zero the last 3x3 convs read
