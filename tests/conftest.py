@@ -3,10 +3,11 @@
 * two virtual CPU devices, so that the multi-device code paths (shard_map
   steps, shuffle BN, batch splitting) run in-process;
 * JAX's persistent compilation cache in a temporary folder shared by the
-  test process and the subprocesses it starts (never the user's cache:
-  ``reiqa extract`` / ``reiqa train`` turn the cache on, see
-  :mod:`reiqa_jax.compile_cache`), removed at the end. Identical programs
-  (the same tiny training step in several runs) compile once.
+  test processes (pytest-xdist workers inherit it from the controller) and
+  the subprocesses they start (never the user's cache: ``reiqa extract`` /
+  ``reiqa train`` turn the cache on, see :mod:`reiqa_jax.compile_cache`),
+  removed at the end by the process that made it. Identical programs (the
+  same tiny training step in several runs) compile once.
 """
 import os
 import shutil
@@ -15,12 +16,12 @@ import tempfile
 from reiqa_jax.compile_cache import ENV
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")
-_CACHE = tempfile.mkdtemp(prefix="reiqa-jax-test-cache-")
-
-
-def pytest_configure(config):
-    os.environ[ENV] = _CACHE
+_OWNER = "REIQA_JAX_TEST_CACHE_OWNER"
+if _OWNER not in os.environ:  # the controller (or a run without xdist)
+    os.environ[ENV] = tempfile.mkdtemp(prefix="reiqa-jax-test-cache-")
+    os.environ[_OWNER] = str(os.getpid())
 
 
 def pytest_unconfigure(config):
-    shutil.rmtree(_CACHE, ignore_errors=True)
+    if os.environ.get(_OWNER) == str(os.getpid()):
+        shutil.rmtree(os.environ[ENV], ignore_errors=True)
