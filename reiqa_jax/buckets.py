@@ -96,24 +96,48 @@ def fits_canvas(height: int, width: int, canvas: tuple[int, int]) -> bool:
     return fh <= canvas[0] + GUTTER and fw <= canvas[1] + GUTTER
 
 
+# Orders tried by pack(): tallest first, largest first, longest side first.
+_PACKING_ORDERS = (
+    lambda fh, fw: (-fh, -fw),
+    lambda fh, fw: (-fh * fw, -fh),
+    lambda fh, fw: (-max(fh, fw), -fh * fw),
+)
+
+
 def pack(sizes: list[tuple[int, int]], canvas: tuple[int, int]) -> list[list[tuple[int, int, int]]]:
     """Packs images of ``sizes`` (height, width) into canvases of shape ``canvas``.
 
-    Skyline, bottom-left: tallest first, each where it sits lowest (then
-    leftmost) in the first canvas with room. Returns, per canvas, (item,
-    top, left) with tops and lefts multiples of 32 and a gutter of at least
-    32 pixels between images (the gutter after the last image of a row or
-    column falls outside the canvas). Every size must ``fits_canvas``.
+    Skyline, bottom-left: each image where it sits lowest (then leftmost) in
+    the first canvas with room, in each of a few orders (tallest, largest,
+    longest side first); the packing that leaves the fewest canvas pixels
+    wins (the last canvas counted to the bucket height it is cut to, as
+    :mod:`reiqa_jax.extract` cuts it). Returns, per
+    canvas, (item, top, left) with tops and lefts multiples of 32 and a
+    gutter of at least 32 pixels between images (the gutter after the last
+    image of a row or column falls outside the canvas). Every size must
+    ``fits_canvas``.
     """
+    for size in sizes:
+        fh, fw = footprint(*size)
+        if fh > canvas[0] + GUTTER or fw > canvas[1] + GUTTER:
+            raise ValueError(f"image {size} does not fit a canvas of {canvas}")
+    best, best_cost = [], None
+    for key in _PACKING_ORDERS:
+        order = sorted(range(len(sizes)), key=lambda i: (*key(*footprint(*sizes[i])), i))
+        canvases = _skyline_pack(sizes, canvas, order)
+        last = max((top + sizes[item][0] for item, top, _ in canvases[-1]), default=0)
+        cost = (len(canvases) - 1) * canvas[0] + min(canvas[0], bucket_size(round_up(last, GUTTER)))
+        if best_cost is None or cost < best_cost:
+            best, best_cost = canvases, cost
+    return best
+
+
+def _skyline_pack(sizes, canvas, order) -> list[list[tuple[int, int, int]]]:
     height, width = canvas[0] + GUTTER, canvas[1] + GUTTER  # room for the last gutters
-    order = sorted(range(len(sizes)), key=lambda i: (-footprint(*sizes[i])[0],
-                                                     -footprint(*sizes[i])[1], i))
     canvases: list[list[tuple[int, int, int]]] = []
     skylines: list[list[tuple[int, int, int]]] = []  # per canvas: (x, width, top) segments
     for item in order:
         fh, fw = footprint(*sizes[item])
-        if fh > height or fw > width:
-            raise ValueError(f"image {sizes[item]} does not fit a canvas of {canvas}")
         for number, skyline in enumerate(skylines):
             spot = _lowest_spot(skyline, width, height, fw, fh)
             if spot is not None:

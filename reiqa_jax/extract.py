@@ -23,7 +23,11 @@ sized to the device's memory) and ``batch_size`` images per bucket batch; an
 image too large for any batch is reported and skipped. Both encoders share
 one compiled program per (shape, batch size) when their architectures match,
 and JAX's persistent compilation cache (:mod:`reiqa_jax.compile_cache`) keeps
-the programs for the next run. Batches are split across all local devices.
+the programs for the next run. Batches are split across all local devices;
+on CPU, two encoders get one half of the (virtual) devices each and run side
+by side (``encoder_devices``; :mod:`reiqa_jax.cpu_devices`), except for steps
+of more than ``CONCURRENT_MAX_PIXELS`` padded pixels, which run one encoder
+at a time so that a large image needs one encoder's working memory.
 
 Image headers are read first (to plan the batches); pixels are decoded in a
 thread pool (PIL releases the GIL) one batch ahead of the device. An image
@@ -78,6 +82,11 @@ MEMORY_FRACTION = 0.5
 # images go into canvases of CANVAS_SHAPE (smaller when batch_pixels is).
 CANVAS_BELOW = 8
 CANVAS_SHAPE = (1024, 1024)
+# Encoders on devices of their own run concurrently only in steps up to this
+# many padded pixels per device; larger steps (large images) run one encoder
+# at a time, so that peak memory stays that of one encoder.
+CONCURRENT_MAX_PIXELS = 4 * 1024 * 1024
+ENCODER_DEVICES = ("auto", "shared", "split")
 _FALLBACK_MEMORY = 16 << 30
 
 
@@ -102,11 +111,29 @@ def device_memory(device: jax.Device) -> int:
 
 
 def default_batch_pixels(device: jax.Device | None = None, dtype: str = "float32",
-                         width: float = 1.0) -> int:
-    """Padded pixels per device step that fit in MEMORY_FRACTION of the device's memory."""
+                         width: float = 1.0, sharing: int = 1) -> int:
+    """Padded pixels per device step that fit in MEMORY_FRACTION of the device's memory.
+
+    sharing: devices that share that memory and compute at once (the virtual
+    CPU devices of one machine).
+    """
     device = device or jax.local_devices()[0]
     per_pixel = BYTES_PER_PIXEL.get(dtype, BYTES_PER_PIXEL["float32"]) * max(1.0, width)
-    return max(1, int(device_memory(device) * MEMORY_FRACTION / per_pixel))
+    return max(1, int(device_memory(device) * MEMORY_FRACTION / per_pixel / max(1, sharing)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Placement:
+    """Where one encoder runs: its devices, the batch split over them, replicated values."""
+
+    devices: tuple
+    batch: NamedSharding
+    replicated: NamedSharding
+
+    @classmethod
+    def over(cls, devices) -> "_Placement":
+        mesh = Mesh(np.asarray(devices), ("data",))
+        return cls(tuple(devices), NamedSharding(mesh, P("data")), NamedSharding(mesh, P()))
 
 
 @dataclasses.dataclass
@@ -155,8 +182,38 @@ class _Step:
         return list(dict.fromkeys(place.index for slot in self.slots for place in slot))
 
 
+class _Architecture:
+    """A model's graphdef as jit's static argument, hashed once.
+
+    jit hashes its static arguments on every call, and hashing a ResNet-50
+    graphdef takes ~10 ms (2 s of a 30-image run); equal graphdefs share one
+    instance (:meth:`of`), so that lookups compare by identity.
+    """
+
+    _known: list["_Architecture"] = []
+
+    def __init__(self, graphdef):
+        self.graphdef = graphdef
+        self._hash = hash(graphdef)
+
+    @classmethod
+    def of(cls, graphdef) -> "_Architecture":
+        for known in cls._known:
+            if known._hash == hash(graphdef) and known.graphdef == graphdef:
+                return known
+        cls._known.append(cls(graphdef))
+        return cls._known[-1]
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        return self is other or (isinstance(other, _Architecture) and self._hash == other._hash
+                                 and self.graphdef == other.graphdef)
+
+
 @functools.partial(jax.jit, static_argnums=0)
-def _encode(graphdef, state, images, regions, mean, std):
+def _encode(architecture, state, images, regions, mean, std):
     """(B, H, W, 3) uint8 padded images -> the last activation (B, H/32, W/32, D) float32.
 
     Zero outside the images; :func:`pool_regions` averages each image's
@@ -164,7 +221,7 @@ def _encode(graphdef, state, images, regions, mean, std):
     extractor of the same architecture shares its compilations.
     """
     x = (to_unit_float(images) - mean) / std
-    encoder = nnx.merge(graphdef, state).encoder
+    encoder = nnx.merge(architecture.graphdef, state).encoder
     return masked_stages(encoder, x, regions)[-1].astype(jnp.float32)
 
 
@@ -181,13 +238,20 @@ class FeatureExtractor:
     of sparse buckets together (see the module docstring); False gives every
     bucket batches of its own. compile_cache: use JAX's persistent
     compilation cache (:mod:`reiqa_jax.compile_cache`).
+    devices: the devices to use (default: all local ones). encoder_devices:
+    "shared": every encoder splits each batch over all ``devices``;
+    "split": with two encoders, each gets half of ``devices`` and the two run
+    at the same time (steps up to ``CONCURRENT_MAX_PIXELS`` per device);
+    "auto" (default): "split" on CPU, where the devices are virtual ones over
+    the same cores (:mod:`reiqa_jax.cpu_devices`), "shared" on accelerators.
     """
 
     def __init__(self, *, quality_model=None, content_model=None, batch_size: int = 8,
                  exif_transpose: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
                  num_workers: int = 4, devices: Sequence[jax.Device] | None = None,
                  batch_pixels: int | None = None, buckets_per_octave: int = 4,
-                 canvases: bool = True, compile_cache: bool = True):
+                 canvases: bool = True, compile_cache: bool = True,
+                 encoder_devices: str = "auto"):
         models = {"quality": quality_model, "content": content_model}
         self._encoders = {}
         self._geometry = {}
@@ -204,31 +268,45 @@ class FeatureExtractor:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if buckets_per_octave < 0:
             raise ValueError(f"buckets_per_octave must be >= 0, got {buckets_per_octave}")
+        if encoder_devices not in ENCODER_DEVICES:
+            raise ValueError(f"encoder_devices must be one of {ENCODER_DEVICES}, "
+                             f"got {encoder_devices!r}")
         devices = list(devices or jax.local_devices())
-        self.devices = devices
-        self.per_device = largest_power_of_two(-(-batch_size // len(devices)))
-        self.batch_size = self.per_device * len(devices)
+        if encoder_devices == "auto":
+            encoder_devices = "split" if devices[0].platform == "cpu" else "shared"
+        groups = len(self._encoders) if encoder_devices == "split" else 1
+        if len(devices) < groups:
+            groups = 1
+        size = len(devices) // groups
+        self._placements = {name: _Placement.over(devices[i * size:(i + 1) * size] if groups > 1
+                                                  else devices)
+                            for i, name in enumerate(self._encoders)}
+        self.encoders_concurrent = groups > 1
+        self.devices = list(next(iter(self._placements.values())).devices)  # one encoder's
+        self.per_device = largest_power_of_two(-(-batch_size // len(self.devices)))
+        self.batch_size = self.per_device * len(self.devices)
         if batch_pixels is None:
             encoder = next(iter(self._geometry.values()))
             batch_pixels = default_batch_pixels(
                 devices[0], dtype_name(encoder.dtype),
-                max(float(e.width) for e in self._geometry.values()))
+                max(float(e.width) for e in self._geometry.values()),
+                sharing=len(devices) if devices[0].platform == "cpu" else 1)
         if batch_pixels < 1:
             raise ValueError(f"batch_pixels must be positive, got {batch_pixels}")
         self.batch_pixels = int(batch_pixels)
         self.buckets_per_octave = int(buckets_per_octave)
-        mesh = Mesh(np.asarray(devices), ("data",))
-        self._batch_sharding = NamedSharding(mesh, P("data"))
-        self._replicated = NamedSharding(mesh, P())
         self._encoders = {
-            name: (graphdef, jax.device_put(state, self._replicated))
+            name: (_Architecture.of(graphdef),
+                   jax.device_put(state, self._placements[name].replicated))
             for name, (graphdef, state) in self._encoders.items()
         }
         self._constants = {
-            name: tuple(jax.device_put(np.asarray(v, np.float32), self._replicated)
-                        for v in stats)
-            for name, stats in ENCODER_INPUTS.items()
+            name: tuple(jax.device_put(np.asarray(v, np.float32), self._placements[name].replicated)
+                        for v in ENCODER_INPUTS[name])
+            for name in self._encoders
         }
+        self._in_flight: list[jax.Array] = []  # outputs of the last step dispatched
+        self._in_flight_large = False
         self.exif_transpose = exif_transpose
         self.max_pixels = check_max_pixels(max_pixels)
         self.num_workers = max(1, num_workers)
@@ -361,16 +439,31 @@ class FeatureExtractor:
                 rects.append((place.top, place.left, height, width))
                 places.append(place)
             placements.append(rects)
-        pixels = jax.device_put(pixels, self._batch_sharding)
-        out, rects_out, regions_cache = {}, None, {}
-        for name, (graphdef, state) in self._encoders.items():
-            if graphdef not in regions_cache:
-                regions, rects_out = valid_regions(self._geometry[name], placements, step.shape)
-                regions_cache[graphdef] = jax.device_put(regions, regions._replace(
-                    masks=tuple(self._batch_sharding for _ in regions.masks),
-                    one=self._replicated))
+        # Large steps with concurrent encoders: one encoder program at a time
+        # (and none beside the previous step's), so that peak memory is one
+        # encoder's working memory.
+        large = step.shape[0] * step.shape[1] * len(step.slots) // len(self.devices) \
+            > CONCURRENT_MAX_PIXELS
+        one_at_a_time = self.encoders_concurrent and (large or self._in_flight_large)
+        masks, rects_out, on_devices, out = {}, None, {}, {}
+        for name, (architecture, state) in self._encoders.items():
+            placement = self._placements[name]
+            if architecture not in masks:
+                masks[architecture], rects_out = valid_regions(self._geometry[name],
+                                                               placements, step.shape)
+            if (architecture, placement) not in on_devices:
+                regions = masks[architecture]
+                on_devices[architecture, placement] = (
+                    jax.device_put(pixels, placement.batch),
+                    jax.device_put(regions, regions._replace(
+                        masks=tuple(placement.batch for _ in regions.masks),
+                        one=placement.replicated)))
+            if one_at_a_time:
+                wait_until_ready(self._in_flight + list(out.values()))
             mean, std = self._constants[name]
-            out[name] = _encode(graphdef, state, pixels, regions_cache[graphdef], mean, std)
+            out[name] = _encode(architecture, state, *on_devices[architecture, placement],
+                                mean, std)
+        self._in_flight, self._in_flight_large = list(out.values()), large
         return places, out, rects_out
 
     def iter_batches(self, paths: Sequence[str], *,

@@ -65,3 +65,26 @@ def test_canvas_packing_keeps_images_apart_and_aligned():
     assert fits_canvas(1024, 1024, canvas) and not fits_canvas(1025, 10, canvas)
     with pytest.raises(ValueError, match="does not fit"):
         pack([(2000, 10)], canvas)
+
+
+def test_packing_keeps_the_order_that_leaves_the_fewest_canvas_pixels():
+    import numpy as np
+
+    from reiqa_jax.buckets import _PACKING_ORDERS, _skyline_pack, bucket_size, round_up
+
+    canvas = (1024, 1024)
+
+    def pixels(canvases, sizes):
+        last = max(top + sizes[item][0] for item, top, _ in canvases[-1])
+        return (len(canvases) - 1) * canvas[0] + min(canvas[0], bucket_size(round_up(last, 32)))
+
+    better = 0
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        sizes = [(int(h), int(w)) for h, w in rng.integers(100, 700, (40, 2))]
+        each = [pixels(_skyline_pack(sizes, canvas, sorted(
+                    range(len(sizes)), key=lambda i: (*key(*footprint(*sizes[i])), i))), sizes)
+                for key in _PACKING_ORDERS]
+        assert pixels(pack(sizes, canvas), sizes) == min(each)
+        better += min(each) < each[0]  # beats tallest-first alone
+    assert better >= 1

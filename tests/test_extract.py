@@ -147,6 +147,65 @@ def test_all_local_devices_give_the_same_features(checkpoints, mixed, tmp_path):
     np.testing.assert_allclose(two["quality"], one.quality, rtol=1e-5, atol=1e-6)
 
 
+def test_two_encoders_on_devices_of_their_own_give_the_same_features(models, mixed):
+    """On CPU each encoder gets one of the (virtual) devices; features as on one device."""
+    paths = [str(p) for p in mixed["good"][:5]]
+    pair = dict(quality_model=models[0], content_model=models[1], batch_size=2)
+    split = FeatureExtractor(**pair)  # "auto": split on CPU
+    assert split.encoders_concurrent
+    assert {p.devices for p in split._placements.values()} == {
+        (d,) for d in jax.local_devices()[:2]}
+    shared = FeatureExtractor(**pair, encoder_devices="shared")
+    one = FeatureExtractor(**pair, devices=jax.local_devices()[:1])
+    assert not shared.encoders_concurrent and not one.encoders_concurrent
+    want = one.extract(paths, progress=False)
+    for extractor in (split, shared):
+        got = extractor.extract(paths, progress=False)
+        assert got.paths == want.paths == paths
+        for name in ("quality", "content"):
+            np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-6,
+                                       atol=1e-6)
+    with pytest.raises(ValueError, match="encoder_devices must be one of"):
+        FeatureExtractor(**pair, encoder_devices="both")
+
+
+def test_large_steps_run_one_encoder_at_a_time(models, mixed, monkeypatch):
+    """Above CONCURRENT_MAX_PIXELS no encoder program starts while another is running."""
+    import reiqa_jax.extract as extract_module
+
+    paths = [str(p) for p in mixed["good"][:4]]
+    pair = dict(quality_model=models[0], content_model=models[1], batch_size=2, canvases=False)
+    want = FeatureExtractor(**pair, devices=jax.local_devices()[:1]).extract(paths,
+                                                                            progress=False)
+    encode, outputs, overlaps = extract_module._encode, [], []
+
+    def recording(*args):
+        overlaps.append(sum(not out.is_ready() for out in outputs))
+        outputs.append(encode(*args))
+        return outputs[-1]
+
+    monkeypatch.setattr(extract_module, "_encode", recording)
+    monkeypatch.setattr(extract_module, "CONCURRENT_MAX_PIXELS", 0)  # every step is large
+    got = FeatureExtractor(**pair).extract(paths, progress=False)
+    assert len(outputs) >= 8 and overlaps == [0] * len(outputs)  # 2 encoders x >= 4 steps
+    np.testing.assert_allclose(got.content, want.content, rtol=1e-6, atol=1e-6)
+
+
+def test_commands_give_the_cpu_two_devices_unless_the_user_chose(tmp_path):
+    script = ("import jax; from reiqa_jax.cpu_devices import use_cpu_devices;"
+              "changed = use_cpu_devices(); print(changed, len(jax.devices('cpu')))")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}
+    env["JAX_PLATFORMS"] = "cpu"
+
+    def run(**extra):
+        return subprocess.run([sys.executable, "-c", script], env=dict(env, **extra), check=True,
+                               capture_output=True, text=True, timeout=120).stdout.split()
+
+    assert run() == ["True", "2"]
+    assert run(JAX_NUM_CPU_DEVICES="1") == ["False", "1"]
+    assert run(XLA_FLAGS="--xla_force_host_platform_device_count=3") == ["False", "3"]
+
+
 @pytest.mark.parametrize("make", ["missing", "not_a_checkpoint"])
 def test_unusable_checkpoint_is_a_one_line_error(make, tmp_path, mixed, capsys):
     ckpt = tmp_path / "ckpt"

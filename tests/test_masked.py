@@ -7,7 +7,7 @@ from flax import nnx
 from skimage import data
 
 from reiqa_jax.checkpoint import build_model
-from reiqa_jax.extract import BYTES_PER_PIXEL, _encode
+from reiqa_jax.extract import BYTES_PER_PIXEL, _Architecture, _encode
 from reiqa_jax.models import ReIQAModel
 from reiqa_jax.models.masked import masked_stages, pool_regions, valid_regions
 from reiqa_jax.models.resnet import max_pool_3x3_s2
@@ -123,7 +123,8 @@ def test_resnet50_step_stays_within_the_memory_per_pixel_budget():
     height, width = 256, 320
     regions, _ = valid_regions(abstract.encoder, [[(0, 0, height, width)]], (height, width))
     spec = jax.ShapeDtypeStruct
-    compiled = _encode.lower(graphdef, state, spec((1, height, width, 3), jnp.uint8), regions,
+    compiled = _encode.lower(_Architecture.of(graphdef), state,
+                             spec((1, height, width, 3), jnp.uint8), regions,
                              spec((3,), jnp.float32), spec((3,), jnp.float32)).compile()
     per_pixel = compiled.memory_analysis().temp_size_in_bytes / (height * width)
     assert per_pixel <= BYTES_PER_PIXEL["float32"], per_pixel

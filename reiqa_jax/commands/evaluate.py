@@ -72,6 +72,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from reiqa_jax.cpu_devices import use_cpu_devices
+
+    use_cpu_devices()  # before JAX starts: two encoders side by side on CPU
+
     from reiqa_jax import datasets
 
     try:

@@ -110,6 +110,9 @@ def _checkpoint_problem(name: str, directory: Path) -> str | None:
 
 def run(args) -> int:
     from reiqa_jax.interrupts import StopSignals
+    from reiqa_jax.cpu_devices import use_cpu_devices
+
+    use_cpu_devices()  # before JAX starts: two encoders side by side on CPU
 
     waiting = "stopping after the current batch"
     with StopSignals("reiqa extract", waiting, verbose=sys.stderr.isatty()) as stop:

@@ -43,6 +43,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from reiqa_jax.cpu_devices import use_cpu_devices
+
+    use_cpu_devices()  # before JAX starts: two encoders side by side on CPU
+
     from reiqa_jax.inputs import InputError, expand_image_inputs
     from reiqa_jax.quality_model import ModelDirError, load_quality_model, write_scores_csv
 

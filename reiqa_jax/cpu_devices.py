@@ -1,0 +1,40 @@
+"""Two CPU devices for inference commands, so that two programs run at once.
+
+XLA's CPU backend runs one program at a time per device, and not every part
+of a ResNet forward pass keeps all cores busy. Two virtual CPU devices over
+the same cores run two programs side by side: on the project's 2-core
+machine the quality and content encoders on one device each extract a
+mixed-size folder 1.2-1.4x faster than one after the other on one device
+(``benchmarks/extract_mixed.py``, benchmarks/RESULTS.md). Three or four
+devices gave no more.
+
+:func:`use_cpu_devices` sets this up for ``reiqa extract`` / ``score`` /
+``evaluate``; it must run before JAX initialises its backends and leaves a
+device count the user chose (``JAX_NUM_CPU_DEVICES``, ``jax_num_cpu_devices``,
+``--xla_force_host_platform_device_count``) alone. Accelerator machines are
+unaffected (their encoders run on the accelerators), and training never
+calls it (its per-device batch split is part of the recipe).
+"""
+from __future__ import annotations
+
+import os
+
+CPU_DEVICES = 2
+
+
+def use_cpu_devices(count: int = CPU_DEVICES) -> bool:
+    """Gives the CPU backend ``count`` devices; returns whether it did.
+
+    Does nothing once JAX's backends are initialised or when the user set
+    the CPU device count.
+    """
+    import jax
+    from jax._src import xla_bridge
+
+    if ("JAX_NUM_CPU_DEVICES" in os.environ
+            or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+            or jax.config.jax_num_cpu_devices != -1
+            or xla_bridge.backends_are_initialized()):
+        return False
+    jax.config.update("jax_num_cpu_devices", count)
+    return True
