@@ -15,9 +15,11 @@ converted with `reiqa convert`), then times, each in a fresh process:
 "process" is the wall time of the whole command (imports, model loading,
 compiling, decoding, computing, writing); "extract" is the part after the
 models are loaded. It also checks that both give the same features.
+``--rounds N`` runs PyTorch and the warm run N times, alternating, and keeps
+each side's fastest (this shared machine's load moves both by 10-30 %).
 
     .venv/bin/python benchmarks/extract_mixed.py                  # prints the table
-    .venv/bin/python benchmarks/extract_mixed.py --write-results  # and records it in RESULTS.md
+    .venv/bin/python benchmarks/extract_mixed.py --rounds 3 --write-results  # and records it
 """
 from __future__ import annotations
 
@@ -123,6 +125,9 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, default=30)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--buckets", type=int, default=None, help="reiqa extract --buckets")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run PyTorch and the warm run this many times, alternating, and "
+                             "keep each side's fastest (the cold run happens once)")
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args(argv)
 
@@ -136,11 +141,17 @@ def main(argv=None) -> int:
         name: root / name for name in ("quality", "content")}
     extra = ["--buckets", str(args.buckets)] if args.buckets is not None else []
     cache = Path(tempfile.mkdtemp(prefix="jax-cache-", dir=root))
-    rows = {"PyTorch (released demo computation)": run_torch(paths, root)}
-    rows["reiqa extract, cold (empty compilation cache)"] = run_ours(
-        folder, ckpts, root / "ours.npz", cache, extra)
-    rows["reiqa extract, warm (second run)"] = run_ours(folder, ckpts, root / "ours.npz", cache,
-                                                       extra)
+    ours_devices = os.environ.get("JAX_NUM_CPU_DEVICES", "2 (its default)")
+    torch_runs = [run_torch(paths, root)]
+    cold = run_ours(folder, ckpts, root / "ours.npz", cache, extra)
+    warm_runs = [run_ours(folder, ckpts, root / "ours.npz", cache, extra)]
+    for _ in range(args.rounds - 1):  # PyTorch and the warm run again, alternating
+        torch_runs.append(run_torch(paths, root))
+        warm_runs.append(run_ours(folder, ckpts, root / "ours.npz", cache, extra))
+    best = lambda runs: min(runs, key=lambda row: row["extract"])  # noqa: E731
+    rows = {"PyTorch (released demo computation)": best(torch_runs),
+            "reiqa extract, cold (empty compilation cache)": cold,
+            "reiqa extract, warm (second run)": best(warm_runs)}
     ours = np.load(root / "ours.npz")
     ref = np.load(root / "torch.npz")
     order = [list(map(str, paths)).index(p) for p in ours["paths"]]
@@ -153,13 +164,17 @@ def main(argv=None) -> int:
         "### Mixed-size folder (`benchmarks/extract_mixed.py`)",
         "",
         f"- Date: {when}; command: `.venv/bin/python benchmarks/extract_mixed.py"
-        + (f" --buckets {args.buckets}" if args.buckets is not None else "") + "`",
+        + (f" --buckets {args.buckets}" if args.buckets is not None else "")
+        + (f" --rounds {args.rounds}" if args.rounds > 1 else "") + "`",
         f"- Device: jax {jax.__version__} on `{jax.default_backend()}`, {os.cpu_count()} CPU "
         f"threads; CPU: {cpu_name()}; load average at the end: {os.getloadavg()[0]:.1f}",
         f"- {len(paths)} real photos (scikit-image), {len(set(sizes(args.count)))} different sizes "
         "from 320x240 to 800x600, JPEG q90; both encoders (ResNet-50), full + half scale, "
         "float32. Each side in a fresh process; *process* includes imports, model loading and "
-        "writing, *extract* is the loop after the models are loaded (compiling included).",
+        "writing, *extract* is the loop after the models are loaded (compiling included)."
+        + (f" PyTorch and the warm run alternated {args.rounds} times; each row is that side's "
+           "fastest." if args.rounds > 1 else "")
+        + f" `reiqa extract` ran on {ours_devices} CPU device(s).",
         f"- Largest difference from the PyTorch features: {worst:.1e} (max |delta| / max |ref|).",
         "",
         "| side | process (s) | extract (s) | images/s (extract) | speed vs PyTorch (extract) |",
