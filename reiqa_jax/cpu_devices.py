@@ -4,8 +4,8 @@ XLA's CPU backend runs one program at a time per device, and not every part
 of a ResNet forward pass keeps all cores busy. Two virtual CPU devices over
 the same cores run two programs side by side: on the project's 2-core
 machine the quality and content encoders on one device each extract a
-mixed-size folder 1.2-1.4x faster than one after the other on one device
-(``benchmarks/extract_mixed.py``, benchmarks/RESULTS.md). Three or four
+mixed-size folder 1.4-1.6x faster than one after the other on one device
+(``benchmarks/extract_devices.py``, benchmarks/RESULTS.md). Three or four
 devices gave no more.
 
 :func:`use_cpu_devices` sets this up for ``reiqa extract`` / ``score`` /
