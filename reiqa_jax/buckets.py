@@ -104,29 +104,34 @@ _PACKING_ORDERS = (
 )
 
 
+def cut_height(used: int, canvas_height: int) -> int:
+    """Height a part-filled canvas is cut to: the bucket size of the rows ``used``."""
+    return min(canvas_height, bucket_size(round_up(used, GUTTER)))
+
+
 def pack(sizes: list[tuple[int, int]], canvas: tuple[int, int]) -> list[list[tuple[int, int, int]]]:
     """Packs images of ``sizes`` (height, width) into canvases of shape ``canvas``.
 
     Skyline, bottom-left: each image where it sits lowest (then leftmost) in
     the first canvas with room, in each of a few orders (tallest, largest,
     longest side first); the packing that leaves the fewest canvas pixels
-    wins (the last canvas counted to the bucket height it is cut to, as
-    :mod:`reiqa_jax.extract` cuts it). Returns, per
-    canvas, (item, top, left) with tops and lefts multiples of 32 and a
-    gutter of at least 32 pixels between images (the gutter after the last
-    image of a row or column falls outside the canvas). Every size must
-    ``fits_canvas``.
+    wins (the last canvas counted to its :func:`cut_height`, as
+    :mod:`reiqa_jax.extract` cuts it). Returns, per canvas, (item, top,
+    left) with tops and lefts multiples of 32 and a gutter of at least 32
+    pixels between images (the gutter after the last image of a row or
+    column falls outside the canvas). Every size must ``fits_canvas``.
     """
+    if not sizes:
+        return []
     for size in sizes:
-        fh, fw = footprint(*size)
-        if fh > canvas[0] + GUTTER or fw > canvas[1] + GUTTER:
+        if not fits_canvas(*size, canvas):
             raise ValueError(f"image {size} does not fit a canvas of {canvas}")
     best, best_cost = [], None
     for key in _PACKING_ORDERS:
         order = sorted(range(len(sizes)), key=lambda i: (*key(*footprint(*sizes[i])), i))
         canvases = _skyline_pack(sizes, canvas, order)
-        last = max((top + sizes[item][0] for item, top, _ in canvases[-1]), default=0)
-        cost = (len(canvases) - 1) * canvas[0] + min(canvas[0], bucket_size(round_up(last, GUTTER)))
+        last = max(top + sizes[item][0] for item, top, _ in canvases[-1])
+        cost = (len(canvases) - 1) * canvas[0] + cut_height(last, canvas[0])
         if best_cost is None or cost < best_cost:
             best, best_cost = canvases, cost
     return best

@@ -54,8 +54,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
-from reiqa_jax.buckets import (bucket_shape, bucket_size, fits_canvas, images_per_device,
-                               largest_power_of_two, pack, round_up, split_batches)
+from reiqa_jax.buckets import (bucket_shape, cut_height, fits_canvas, images_per_device,
+                               largest_power_of_two, pack, split_batches)
 from reiqa_jax.compile_cache import enable_compile_cache
 from reiqa_jax.dtypes import dtype_name, inference_dtype
 from reiqa_jax.errors import one_line
@@ -278,9 +278,8 @@ class FeatureExtractor:
         if len(devices) < groups:
             groups = 1
         size = len(devices) // groups
-        self._placements = {name: _Placement.over(devices[i * size:(i + 1) * size] if groups > 1
-                                                  else devices)
-                            for i, name in enumerate(self._encoders)}
+        placements = [_Placement.over(devices[i * size:(i + 1) * size]) for i in range(groups)]
+        self._placements = {name: placements[i % groups] for i, name in enumerate(self._encoders)}
         self.encoders_concurrent = groups > 1
         self.devices = list(next(iter(self._placements.values())).devices)  # one encoder's
         self.per_device = largest_power_of_two(-(-batch_size // len(self.devices)))
@@ -377,7 +376,7 @@ class FeatureExtractor:
             group = canvases[start:start + devices]
             used = max(place.top + place.height for canvas in group for place in canvas)
             # The last canvases are often part-filled: cut them to the height used.
-            height = min(self.canvas[0], bucket_size(round_up(used, ALIGN)))
+            height = cut_height(used, self.canvas[0])
             steps.append(_Step((height, self.canvas[1]),
                                group + [[] for _ in range(devices - len(group))]))
         return steps

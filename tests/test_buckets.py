@@ -70,13 +70,13 @@ def test_canvas_packing_keeps_images_apart_and_aligned():
 def test_packing_keeps_the_order_that_leaves_the_fewest_canvas_pixels():
     import numpy as np
 
-    from reiqa_jax.buckets import _PACKING_ORDERS, _skyline_pack, bucket_size, round_up
+    from reiqa_jax.buckets import _PACKING_ORDERS, _skyline_pack, cut_height
 
     canvas = (1024, 1024)
 
     def pixels(canvases, sizes):
         last = max(top + sizes[item][0] for item, top, _ in canvases[-1])
-        return (len(canvases) - 1) * canvas[0] + min(canvas[0], bucket_size(round_up(last, 32)))
+        return (len(canvases) - 1) * canvas[0] + cut_height(last, canvas[0])
 
     better = 0
     for seed in range(8):
