@@ -20,7 +20,6 @@ import argparse
 import datetime
 import importlib
 import os
-import re
 import statistics
 import sys
 import time
@@ -34,7 +33,7 @@ from skimage.transform import resize
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from common import cpu_name  # noqa: E402  (benchmarks/common.py)
+from common import cpu_name, write_block  # noqa: E402  (benchmarks/common.py)
 from reiqa_jax import augment  # noqa: E402
 from reiqa_jax.augment import crops  # noqa: E402
 
@@ -187,7 +186,7 @@ def main(argv=None):
     table = render(rows, args, batch, reps, mix_n)
     print(table)
     if not args.no_write:
-        write_results(table)
+        write_block(BEGIN, END, table)
 
 
 def render(rows, args, batch, reps, mix_n) -> str:
@@ -218,19 +217,6 @@ def render(rows, args, batch, reps, mix_n) -> str:
     ]
     body = [f"| {name} | {o:.1f} | {r:.1f} | {o / r:.1f}x | {c:.1f} |" for name, o, r, c in rows]
     return "\n".join(head + body) + "\n"
-
-
-def write_results(table: str):
-    path = os.path.join(ROOT, "benchmarks", "RESULTS.md")
-    text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
-    block = f"{BEGIN}\n{table}{END}"
-    if BEGIN in text and END in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text,
-                      flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,25 @@ def best_times_interleaved(runs: dict, repeats: int) -> dict:
             run()
             best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def write_block(begin: str, end: str, text: str, before: str | None = None) -> None:
+    """Puts ``text`` between the markers ``begin`` and ``end`` in RESULTS.md.
+
+    An existing block is replaced; a new one goes just before the marker
+    ``before`` when that is given, else at the end of the file.
+    """
+    content = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    block = f"{begin}\n{text.strip(chr(10))}\n{end}"
+    if begin in content and end in content:
+        head, rest = content.split(begin, 1)
+        content = head + block + rest.split(end, 1)[1]
+    elif before is not None and before in content:
+        head, tail = content.split(before, 1)
+        content = head.rstrip("\n") + "\n\n" + block + "\n" + before + tail
+    else:
+        content = content.rstrip("\n") + "\n\n" + block + "\n"
+    RESULTS.write_text(content)

@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the plain-PyTorch statement of the architecture
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import cpu_name  # noqa: E402  (benchmarks/common.py)
+from common import RESULTS, cpu_name, write_block  # noqa: E402  (benchmarks/common.py)
 MARKERS = ("<!-- extract-scale:begin -->", "<!-- extract-scale:end -->")
 SECTION_TITLE = "## Extraction at dataset scale (`reiqa extract`, issue 8)"
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
@@ -193,21 +193,10 @@ def main(argv=None) -> int:
 
 def record(block: str, text: str) -> None:
     """Puts ``text`` into RESULTS.md as sub-block ``block`` of this section (replacing it)."""
-    results = Path(__file__).with_name("RESULTS.md")
-    content = results.read_text()
-    if MARKERS[0] not in content:
-        content = content.rstrip("\n") + f"\n\n{MARKERS[0]}\n{SECTION_TITLE}\n{MARKERS[1]}\n"
-    head, rest = content.split(MARKERS[0], 1)
-    section, tail = rest.split(MARKERS[1], 1)
-    begin, end = f"<!-- extract-scale:{block}:begin -->", f"<!-- extract-scale:{block}:end -->"
-    new = f"{begin}\n{text}\n{end}"
-    if begin in section:
-        before, after = section.split(begin, 1)
-        section = before + new + after.split(end, 1)[1]
-    else:
-        section = section.rstrip("\n") + "\n\n" + new + "\n"
-    results.write_text(head + MARKERS[0] + section + MARKERS[1] + tail)
-
+    if MARKERS[0] not in RESULTS.read_text():
+        write_block(*MARKERS, SECTION_TITLE)
+    write_block(f"<!-- extract-scale:{block}:begin -->", f"<!-- extract-scale:{block}:end -->",
+                text, before=MARKERS[1])
 
 if __name__ == "__main__":
     sys.exit(main())

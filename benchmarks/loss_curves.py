@@ -30,7 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import cpu_name  # noqa: E402  (benchmarks/common.py)
+from common import cpu_name, write_block  # noqa: E402  (benchmarks/common.py)
 
 BEGIN, END = "<!-- loss-curves:begin -->", "<!-- loss-curves:end -->"
 
@@ -111,15 +111,7 @@ def main(argv=None) -> int:
     print(text)
     print(json.dumps(summary))
     if args.write_results:
-        results = Path(__file__).with_name("RESULTS.md")
-        content = results.read_text()
-        block = f"{BEGIN}\n{text}\n{END}"
-        if BEGIN in content:
-            head, rest = content.split(BEGIN, 1)
-            content = head + block + rest.split(END, 1)[1]
-        else:
-            content = content.rstrip("\n") + "\n\n" + block + "\n"
-        results.write_text(content)
+        write_block(BEGIN, END, text)
     return 0
 
 
