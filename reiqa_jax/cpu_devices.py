@@ -4,9 +4,9 @@ XLA's CPU backend runs one program at a time per device, and not every part
 of a ResNet forward pass keeps all cores busy. Two virtual CPU devices over
 the same cores run two programs side by side: on the project's 2-core
 machine the quality and content encoders on one device each extract a
-mixed-size folder 1.4-1.6x faster than one after the other on one device
+mixed-size folder 1.6x faster than one after the other on one device
 (``benchmarks/extract_devices.py``, benchmarks/RESULTS.md). Three or four
-devices gave no more.
+devices gave no more in a one-off check.
 
 :func:`use_cpu_devices` sets this up for ``reiqa extract`` / ``score`` /
 ``evaluate``; it must run before JAX initialises its backends and leaves a

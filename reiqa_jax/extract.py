@@ -186,8 +186,9 @@ class _Architecture:
     """A model's graphdef as jit's static argument, hashed once.
 
     jit hashes its static arguments on every call, and hashing a ResNet-50
-    graphdef takes ~10 ms (2 s of a 30-image run); equal graphdefs share one
-    instance (:meth:`of`), so that lookups compare by identity.
+    graphdef is slow enough to show in a profile of a mixed-size run; equal
+    graphdefs share one instance (:meth:`of`), so that lookups compare by
+    identity.
     """
 
     _known: list["_Architecture"] = []
