@@ -24,10 +24,12 @@ image too large for any batch is reported and skipped. Both encoders share
 one compiled program per (shape, batch size) when their architectures match,
 and JAX's persistent compilation cache (:mod:`reiqa_jax.compile_cache`) keeps
 the programs for the next run. Batches are split across all local devices;
-on CPU, two encoders get one half of the (virtual) devices each and run side
-by side (``encoder_devices``; :mod:`reiqa_jax.cpu_devices`), except for steps
-of more than ``CONCURRENT_MAX_PIXELS`` padded pixels, which run one encoder
-at a time so that a large image needs one encoder's working memory.
+on CPU, two encoders of one architecture run side by side as one program,
+each on one half of the (virtual) devices (``encoder_devices``;
+:mod:`reiqa_jax.cpu_devices`), so that each shape still compiles once;
+steps of more than ``CONCURRENT_MAX_PIXELS`` padded pixels run one encoder
+at a time on the first half, so that a large image needs one encoder's
+working memory.
 
 Image headers are read first (to plan the batches); pixels are decoded in a
 thread pool (PIL releases the GIL) one batch ahead of the device. An image
@@ -124,16 +126,37 @@ def default_batch_pixels(device: jax.Device | None = None, dtype: str = "float32
 
 @dataclasses.dataclass(frozen=True)
 class _Placement:
-    """Where one encoder runs: its devices, the batch split over them, replicated values."""
+    """Where a program runs: a mesh of its devices, the batch split over them, replicated values.
 
-    devices: tuple
+    The mesh is ("data",) for one encoder, ("encoder", "data") for two
+    encoders side by side (one row of devices each); the batch is split over
+    "data" either way, and copied to both rows.
+    """
+
+    mesh: Mesh
     batch: NamedSharding
     replicated: NamedSharding
 
     @classmethod
-    def over(cls, devices) -> "_Placement":
-        mesh = Mesh(np.asarray(devices), ("data",))
-        return cls(tuple(devices), NamedSharding(mesh, P("data")), NamedSharding(mesh, P()))
+    def over(cls, devices, encoders: int = 1) -> "_Placement":
+        devices = np.asarray(devices)
+        mesh = (Mesh(devices, ("data",)) if encoders == 1 else
+                Mesh(devices.reshape(encoders, -1), ("encoder", "data")))
+        return cls(mesh, NamedSharding(mesh, P("data")), NamedSharding(mesh, P()))
+
+    @property
+    def devices(self) -> tuple:
+        """The devices of one encoder (the first row)."""
+        return tuple(self.mesh.devices.reshape(-1, self.mesh.devices.shape[-1])[0])
+
+    def per_encoder(self) -> NamedSharding:
+        """Values stacked on a leading encoder axis, one row of devices each."""
+        return NamedSharding(self.mesh, P("encoder"))
+
+    def put_regions(self, regions):
+        """:class:`ValidRegions` on the devices: masks split like the batch, ``one`` copied."""
+        return jax.device_put(regions, regions._replace(
+            masks=tuple(self.batch for _ in regions.masks), one=self.replicated))
 
 
 @dataclasses.dataclass
@@ -213,17 +236,40 @@ class _Architecture:
                                  and self.graphdef == other.graphdef)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _encode(architecture, state, images, regions, mean, std):
+def _forward(architecture, state, images, regions, mean, std):
     """(B, H, W, 3) uint8 padded images -> the last activation (B, H/32, W/32, D) float32.
 
     Zero outside the images; :func:`pool_regions` averages each image's
-    region. regions: ``valid_regions`` of the images. Module-level, so every
-    extractor of the same architecture shares its compilations.
+    region. regions: ``valid_regions`` of the images.
     """
     x = (to_unit_float(images) - mean) / std
     encoder = nnx.merge(architecture.graphdef, state).encoder
     return masked_stages(encoder, x, regions)[-1].astype(jnp.float32)
+
+
+# Module-level, so that every extractor of the same architecture shares the compilations.
+_encode = jax.jit(_forward, static_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _encode_pair(architecture, mesh, states, images, regions, means, stds):
+    """Two encoders of one architecture at once, one per row of ``mesh`` ("encoder", "data").
+
+    states, means, stds: the encoders' values stacked on a leading axis of 2;
+    images and regions as for :func:`_forward`, split over "data". Returns
+    (2, B, H/32, W/32, D): one compiled program serves both encoders, so a
+    shape compiles once, not once per row of devices.
+    """
+    def one_row(state, images, regions, mean, std):
+        state = jax.tree.map(lambda leaf: leaf[0], state)
+        return _forward(architecture, state, images, regions, mean[0], std[0])[None]
+
+    batch = P("data")
+    specs = regions._replace(masks=tuple(batch for _ in regions.masks), one=P())
+    stacked = P("encoder")
+    return jax.shard_map(one_row, mesh=mesh,
+                         in_specs=(stacked, batch, specs, stacked, stacked),
+                         out_specs=P("encoder", "data"))(states, images, regions, means, stds)
 
 
 class FeatureExtractor:
@@ -241,10 +287,12 @@ class FeatureExtractor:
     compilation cache (:mod:`reiqa_jax.compile_cache`).
     devices: the devices to use (default: all local ones). encoder_devices:
     "shared": every encoder splits each batch over all ``devices``;
-    "split": with two encoders, each gets half of ``devices`` and the two run
-    at the same time (steps up to ``CONCURRENT_MAX_PIXELS`` per device);
-    "auto" (default): "split" on CPU, where the devices are virtual ones over
-    the same cores (:mod:`reiqa_jax.cpu_devices`), "shared" on accelerators.
+    "split": two encoders of one architecture run at the same time, as one
+    program, each on half of ``devices`` (steps up to ``CONCURRENT_MAX_PIXELS``
+    per device; larger ones run one encoder at a time on the first half);
+    other encoders share; "auto" (default): "split" on CPU, where the devices
+    are virtual ones over the same cores (:mod:`reiqa_jax.cpu_devices`),
+    "shared" on accelerators.
     """
 
     def __init__(self, *, quality_model=None, content_model=None, batch_size: int = 8,
@@ -275,14 +323,16 @@ class FeatureExtractor:
         devices = list(devices or jax.local_devices())
         if encoder_devices == "auto":
             encoder_devices = "split" if devices[0].platform == "cpu" else "shared"
-        groups = len(self._encoders) if encoder_devices == "split" else 1
-        if len(devices) < groups:
-            groups = 1
-        size = len(devices) // groups
-        placements = [_Placement.over(devices[i * size:(i + 1) * size]) for i in range(groups)]
-        self._placements = {name: placements[i % groups] for i, name in enumerate(self._encoders)}
-        self.encoders_concurrent = groups > 1
-        self.devices = list(next(iter(self._placements.values())).devices)  # one encoder's
+        architectures = {name: _Architecture.of(graphdef)
+                         for name, (graphdef, _) in self._encoders.items()}
+        paired = (encoder_devices == "split" and len(devices) >= 2
+                  and len(architectures) == 2 and len(set(architectures.values())) == 1)
+        # Side by side: one program, one row of devices per encoder. One
+        # encoder's programs run on the first row (all devices when shared).
+        self._pair = _Placement.over(devices[:len(devices) // 2 * 2], 2) if paired else None
+        self._placement = _Placement.over(self._pair.devices if paired else devices)
+        self.encoders_concurrent = paired
+        self.devices = list(self._placement.devices)  # one encoder's
         self.per_device = largest_power_of_two(-(-batch_size // len(self.devices)))
         self.batch_size = self.per_device * len(self.devices)
         if batch_pixels is None:
@@ -295,16 +345,19 @@ class FeatureExtractor:
             raise ValueError(f"batch_pixels must be positive, got {batch_pixels}")
         self.batch_pixels = int(batch_pixels)
         self.buckets_per_octave = int(buckets_per_octave)
-        self._encoders = {
-            name: (_Architecture.of(graphdef),
-                   jax.device_put(state, self._placements[name].replicated))
-            for name, (graphdef, state) in self._encoders.items()
-        }
-        self._constants = {
-            name: tuple(jax.device_put(np.asarray(v, np.float32), self._placements[name].replicated)
-                        for v in ENCODER_INPUTS[name])
-            for name in self._encoders
-        }
+        self._states = {name: state for name, (_, state) in self._encoders.items()}
+        self._encoders = architectures
+        self._singles: dict[str, tuple] = {}  # see _single
+        if paired:
+            stack = lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves])  # noqa: E731
+            means, stds = (np.asarray(v, np.float32)
+                           for v in zip(*(ENCODER_INPUTS[name] for name in self._encoders)))
+            self._stacked = jax.device_put(
+                (jax.tree.map(stack, *self._states.values()), means, stds),
+                self._pair.per_encoder())
+        else:
+            for name in self._encoders:
+                self._single(name)
         self._in_flight: list[jax.Array] = []  # outputs of the last step dispatched
         self._in_flight_large = False
         self.exif_transpose = exif_transpose
@@ -317,6 +370,18 @@ class FeatureExtractor:
             self.canvas = (side, side * CANVAS_SHAPE[1] // CANVAS_SHAPE[0]) if side else None
 
     # -- pieces ---------------------------------------------------------------
+
+    def _single(self, name: str) -> tuple:
+        """(architecture, state, mean, std) of one encoder on the one-encoder devices.
+
+        Put there at start when encoders share the devices; with encoders side
+        by side only for the first large step (their stacked copy serves the rest).
+        """
+        if name not in self._singles:
+            self._singles[name] = (self._encoders[name], *jax.device_put(
+                (self._states[name], *(np.asarray(v, np.float32) for v in ENCODER_INPUTS[name])),
+                self._placement.replicated))
+        return self._singles[name]
 
     def _load(self, path: str) -> LoadedImage | ImageLoadError:
         try:
@@ -439,30 +504,33 @@ class FeatureExtractor:
                 rects.append((place.top, place.left, height, width))
                 places.append(place)
             placements.append(rects)
-        # Large steps with concurrent encoders: one encoder program at a time
-        # (and none beside the previous step's), so that peak memory is one
-        # encoder's working memory.
         large = step.shape[0] * step.shape[1] * len(step.slots) // len(self.devices) \
             > CONCURRENT_MAX_PIXELS
-        one_at_a_time = self.encoders_concurrent and (large or self._in_flight_large)
-        masks, rects_out, on_devices, out = {}, None, {}, {}
-        for name, (architecture, state) in self._encoders.items():
-            placement = self._placements[name]
-            if architecture not in masks:
-                masks[architecture], rects_out = valid_regions(self._geometry[name],
-                                                               placements, step.shape)
-            if (architecture, placement) not in on_devices:
-                regions = masks[architecture]
-                on_devices[architecture, placement] = (
-                    jax.device_put(pixels, placement.batch),
-                    jax.device_put(regions, regions._replace(
-                        masks=tuple(placement.batch for _ in regions.masks),
-                        one=placement.replicated)))
-            if one_at_a_time:
-                wait_until_ready(self._in_flight + list(out.values()))
-            mean, std = self._constants[name]
-            out[name] = _encode(architecture, state, *on_devices[architecture, placement],
-                                mean, std)
+        out: dict = {}
+        if self._pair is not None and not large:
+            if self._in_flight_large:  # never beside a large step
+                wait_until_ready(self._in_flight)
+            regions, rects_out = valid_regions(next(iter(self._geometry.values())), placements,
+                                               step.shape)
+            states, means, stds = self._stacked
+            out[tuple(self._encoders)] = _encode_pair(
+                next(iter(self._encoders.values())), self._pair.mesh, states,
+                jax.device_put(pixels, self._pair.batch), self._pair.put_regions(regions),
+                means, stds)
+        else:
+            inputs = {}
+            for name in self._encoders:
+                architecture, state, mean, std = self._single(name)
+                if architecture not in inputs:
+                    regions, rects_out = valid_regions(self._geometry[name], placements,
+                                                       step.shape)
+                    inputs[architecture] = (jax.device_put(pixels, self._placement.batch),
+                                            self._placement.put_regions(regions))
+                if self.encoders_concurrent:
+                    # A large step: one encoder program at a time (and none beside the
+                    # previous step's), so that peak memory is one encoder's working memory.
+                    wait_until_ready(self._in_flight + list(out.values()))
+                out[name] = _encode(architecture, state, *inputs[architecture], mean, std)
         self._in_flight, self._in_flight_large = list(out.values()), large
         return places, out, rects_out
 
@@ -588,8 +656,11 @@ def _collect(dispatched, failures, done, failed, encoders) -> BatchResult:
     if dispatched is not None:
         places, outputs, rects = dispatched
         wait_until_ready(list(outputs.values()))
-        pooled = {name: [vector for slot in pool_regions(np.asarray(array), rects)
-                         for vector in slot] for name, array in outputs.items()}
+        pooled = {}
+        for key, array in outputs.items():  # key: an encoder, or the two of a pair
+            array = np.asarray(array)
+            for name, part in zip(key, array) if isinstance(key, tuple) else [(key, array)]:
+                pooled[name] = [vector for slot in pool_regions(part, rects) for vector in slot]
         for number, place in enumerate(places):
             if place.index in failed:
                 continue

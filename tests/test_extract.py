@@ -2,6 +2,7 @@
 devices, the compilation cache, CLI."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -147,20 +148,27 @@ def test_all_local_devices_give_the_same_features(checkpoints, mixed, tmp_path):
     np.testing.assert_allclose(two["quality"], one.quality, rtol=1e-5, atol=1e-6)
 
 
-def test_two_encoders_on_devices_of_their_own_give_the_same_features(models, mixed):
-    """On CPU each encoder gets one of the (virtual) devices; features as on one device."""
+def test_two_encoders_side_by_side_give_the_same_features_and_compile_once(models, mixed,
+                                                                           caplog):
+    """On CPU the encoders run as one program, one (virtual) device each; features as on one."""
     paths = [str(p) for p in mixed["good"][:5]]
     pair = dict(quality_model=models[0], content_model=models[1], batch_size=2)
-    split = FeatureExtractor(**pair)  # "auto": split on CPU
-    assert split.encoders_concurrent
-    assert {p.devices for p in split._placements.values()} == {
-        (d,) for d in jax.local_devices()[:2]}
+    split = FeatureExtractor(**pair)  # "auto": side by side on CPU
+    assert split.encoders_concurrent and split.devices == jax.local_devices()[:1]
     shared = FeatureExtractor(**pair, encoder_devices="shared")
     one = FeatureExtractor(**pair, devices=jax.local_devices()[:1])
     assert not shared.encoders_concurrent and not one.encoders_concurrent
     want = one.extract(paths, progress=False)
+    jax.clear_caches()
     for extractor in (split, shared):
-        got = extractor.extract(paths, progress=False)
+        with jax.log_compiles(), caplog.at_level(logging.WARNING):
+            caplog.clear()
+            got = extractor.extract(paths, progress=False)
+        # XLA compiles each shape once, for both encoders (persistent cache or not)
+        shapes = {step.shape for step in extractor.plan(paths, lambda *_: None)}
+        compiled = [r.message for r in caplog.records
+                    if r.message.startswith("Finished XLA compilation of")]
+        assert len(compiled) == len(shapes), compiled
         assert got.paths == want.paths == paths
         for name in ("quality", "content"):
             np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-6,
