@@ -67,6 +67,26 @@ def save_run_info(workdir: Path, config) -> None:
     (workdir / "run.json").write_text(json.dumps(info, indent=1))
 
 
+def _import_summary_writer():
+    """tensorboardX's SummaryWriter, imported without torch.
+
+    tensorboardX imports torch when it is installed (the ``torch`` extra,
+    for ``reiqa convert``), only to accept torch tensors; that import takes
+    seconds at every start of a run, and we log Python floats. Hiding torch
+    from that one import (unless something already imported it) makes
+    tensorboardX fall back to numpy, as it does without torch.
+    """
+    hide = "torch" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # `import torch` now raises ImportError
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if hide and sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return SummaryWriter
+
+
 class MetricLog:
     """metrics.jsonl + TensorBoard + a console line, on process 0.
 
@@ -92,8 +112,7 @@ class MetricLog:
                     continue  # a line cut by a kill
             self.path.write_text("".join(k + "\n" for k in kept))
         try:
-            from tensorboardX import SummaryWriter
-
+            SummaryWriter = _import_summary_writer()
             self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"), purge_step=resume_step + 1)
         except ImportError:  # optional: metrics.jsonl has everything
             self._tb = None
