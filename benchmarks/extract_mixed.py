@@ -15,8 +15,9 @@ converted with `reiqa convert`), then times, each in a fresh process:
 "process" is the wall time of the whole command (imports, model loading,
 compiling, decoding, computing, writing); "extract" is the part after the
 models are loaded. It also checks that both give the same features.
-``--rounds N`` runs PyTorch and the warm run N times, alternating, and keeps
-each side's fastest (this shared machine's load moves both by 10-30 %).
+``--rounds N`` runs the three N times, in turn (each cold run with a new,
+empty cache), and keeps each side's fastest (this shared machine's load
+moves every side by 10-30 %).
 
     .venv/bin/python benchmarks/extract_mixed.py                  # prints the table
     .venv/bin/python benchmarks/extract_mixed.py --rounds 3 --write-results  # and records it
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -126,8 +128,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--buckets", type=int, default=None, help="reiqa extract --buckets")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="run PyTorch and the warm run this many times, alternating, and "
-                             "keep each side's fastest (the cold run happens once)")
+                        help="run PyTorch, a first run (empty compilation cache) and a second "
+                             "run this many times, in turn, and keep each side's fastest")
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args(argv)
 
@@ -140,17 +142,17 @@ def main(argv=None) -> int:
     ckpts = make_checkpoints(root) if not (root / "quality").exists() else {
         name: root / name for name in ("quality", "content")}
     extra = ["--buckets", str(args.buckets)] if args.buckets is not None else []
-    cache = Path(tempfile.mkdtemp(prefix="jax-cache-", dir=root))
     ours_devices = os.environ.get("JAX_NUM_CPU_DEVICES", "2 (its default)")
-    torch_runs = [run_torch(paths, root)]
-    cold = run_ours(folder, ckpts, root / "ours.npz", cache, extra)
-    warm_runs = [run_ours(folder, ckpts, root / "ours.npz", cache, extra)]
-    for _ in range(args.rounds - 1):  # PyTorch and the warm run again, alternating
+    torch_runs, cold_runs, warm_runs = [], [], []
+    for _ in range(args.rounds):  # the three sides in turn, each round
+        cache = Path(tempfile.mkdtemp(prefix="jax-cache-", dir=root))  # empty: a first run
         torch_runs.append(run_torch(paths, root))
+        cold_runs.append(run_ours(folder, ckpts, root / "ours.npz", cache, extra))
         warm_runs.append(run_ours(folder, ckpts, root / "ours.npz", cache, extra))
+        shutil.rmtree(cache)
     best = lambda runs: min(runs, key=lambda row: row["extract"])  # noqa: E731
     rows = {"PyTorch (released demo computation)": best(torch_runs),
-            "reiqa extract, cold (empty compilation cache)": cold,
+            "reiqa extract, cold (empty compilation cache)": best(cold_runs),
             "reiqa extract, warm (second run)": best(warm_runs)}
     ours = np.load(root / "ours.npz")
     ref = np.load(root / "torch.npz")
@@ -172,8 +174,8 @@ def main(argv=None) -> int:
         "from 320x240 to 800x600, JPEG q90; both encoders (ResNet-50), full + half scale, "
         "float32. Each side in a fresh process; *process* includes imports, model loading and "
         "writing, *extract* is the loop after the models are loaded (compiling included)."
-        + (f" PyTorch and the warm run alternated {args.rounds} times; each row is that side's "
-           "fastest." if args.rounds > 1 else "")
+        + (f" The three sides ran in turn {args.rounds} times (each cold run with a new, empty "
+           "cache); each row is that side's fastest." if args.rounds > 1 else "")
         + f" `reiqa extract` ran on {ours_devices} CPU device(s).",
         f"- Largest difference from the PyTorch features: {worst:.1e} (max |delta| / max |ref|).",
         "",
