@@ -155,8 +155,15 @@ class _Placement:
 
     def put_regions(self, regions):
         """:class:`ValidRegions` on the devices: masks split like the batch, ``one`` copied."""
-        return jax.device_put(regions, regions._replace(
-            masks=tuple(self.batch for _ in regions.masks), one=self.replicated))
+        return jax.device_put(regions, _regions_like(regions, self.batch, self.replicated))
+
+
+def _regions_like(regions, batch, one):
+    """``regions``' structure with ``batch`` for every mask and ``one`` for ``one``.
+
+    (shardings for device_put, partition specs for shard_map)
+    """
+    return regions._replace(masks=tuple(batch for _ in regions.masks), one=one)
 
 
 @dataclasses.dataclass
@@ -264,11 +271,10 @@ def _encode_pair(architecture, mesh, states, images, regions, means, stds):
         state = jax.tree.map(lambda leaf: leaf[0], state)
         return _forward(architecture, state, images, regions, mean[0], std[0])[None]
 
-    batch = P("data")
-    specs = regions._replace(masks=tuple(batch for _ in regions.masks), one=P())
-    stacked = P("encoder")
+    batch, stacked = P("data"), P("encoder")
     return jax.shard_map(one_row, mesh=mesh,
-                         in_specs=(stacked, batch, specs, stacked, stacked),
+                         in_specs=(stacked, batch, _regions_like(regions, batch, P()), stacked,
+                                   stacked),
                          out_specs=P("encoder", "data"))(states, images, regions, means, stds)
 
 
@@ -518,19 +524,19 @@ class FeatureExtractor:
                 jax.device_put(pixels, self._pair.batch), self._pair.put_regions(regions),
                 means, stds)
         else:
-            inputs = {}
+            pixels, regions_on = jax.device_put(pixels, self._placement.batch), {}
             for name in self._encoders:
                 architecture, state, mean, std = self._single(name)
-                if architecture not in inputs:
+                if architecture not in regions_on:
                     regions, rects_out = valid_regions(self._geometry[name], placements,
                                                        step.shape)
-                    inputs[architecture] = (jax.device_put(pixels, self._placement.batch),
-                                            self._placement.put_regions(regions))
+                    regions_on[architecture] = self._placement.put_regions(regions)
                 if self.encoders_concurrent:
                     # A large step: one encoder program at a time (and none beside the
                     # previous step's), so that peak memory is one encoder's working memory.
                     wait_until_ready(self._in_flight + list(out.values()))
-                out[name] = _encode(architecture, state, *inputs[architecture], mean, std)
+                out[name] = _encode(architecture, state, pixels, regions_on[architecture], mean,
+                                    std)
         self._in_flight, self._in_flight_large = list(out.values()), large
         return places, out, rects_out
 
