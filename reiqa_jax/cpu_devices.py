@@ -1,15 +1,18 @@
 """Two CPU devices for inference commands, so that two programs run at once.
 
-XLA's CPU backend runs one program at a time per device, and not every part
-of a ResNet forward pass keeps all cores busy. Two virtual CPU devices over
-the same cores run two programs side by side (or the two halves of one
-program: :mod:`reiqa_jax.extract` runs both encoders as one program over
-two devices): on the project's 2-core machine the quality and content
-encoders on one device each extract a mixed-size folder 1.3-1.6x faster
-than one after the other on one device (three runs of
-``benchmarks/extract_devices.py`` on 2026-11-30; the ratio moves with the
-shared machine's load). Three or four devices gave no more in a one-off
-check.
+XLA's CPU backend runs one program at a time per device, and with YNNPACK's
+convolutions (XLA's default on CPU, jax 0.10.2) one ResNet forward pass does
+not keep all cores busy. Two virtual CPU devices over the same cores run two
+programs side by side (or the two halves of one program:
+:mod:`reiqa_jax.extract` runs both encoders as one program over two
+devices): on the project's 2-core machine the quality and content encoders
+on one device each extracted a mixed-size folder 1.3-1.6x faster than one
+after the other on one device (three runs of ``benchmarks/extract_devices.py``
+on 2026-11-30). Since most steps now compile with XLA's own convolutions
+(``NO_YNNPACK`` in :mod:`reiqa_jax.extract`), which keep both cores busy, the
+gain there is about nil (1.02x, 17:32 UTC); it remains for the steps that keep
+YNNPACK (large images, ``low_memory``) and costs nothing. Three or four
+devices gave no more in a one-off check.
 
 :func:`use_cpu_devices` sets this up for ``reiqa extract`` / ``score`` /
 ``evaluate``; it must run before JAX initialises its backends and leaves a

@@ -23,7 +23,9 @@ sized to the device's memory) and ``batch_size`` images per bucket batch; an
 image too large for any batch is reported and skipped. Both encoders share
 one compiled program per (shape, batch size) when their architectures match,
 and JAX's persistent compilation cache (:mod:`reiqa_jax.compile_cache`) keeps
-the programs for the next run. Batches are split across all local devices;
+the programs for the next run. On CPU, steps that the memory allows compile
+with XLA's own convolutions instead of YNNPACK's (``NO_YNNPACK``: faster,
+more working memory). Batches are split across all local devices;
 on CPU, two encoders of one architecture run side by side as one program,
 each on one half of the (virtual) devices (``encoder_devices``;
 :mod:`reiqa_jax.cpu_devices`), so that each shape still compiles once;
@@ -74,12 +76,25 @@ ENCODER_INPUTS = {
 }
 
 # Peak XLA working memory of one masked ResNet-50 (width 1) step per padded
-# input pixel, from compiled.memory_analysis() on CPU (jax 0.10.2): 152 B
+# input pixel, from compiled.memory_analysis() on CPU (jax 0.10.2): 144 B
 # in float32, 287 B in bfloat16 (XLA's CPU convolutions widen bfloat16 to
-# float32). Wider encoders scale with their width. The default batch budget
-# lets one step use MEMORY_FRACTION of the device's memory.
+# float32), with XLA's default CPU pipeline (see NO_YNNPACK for the other).
+# Wider encoders scale with their width. The default batch budget lets one
+# step use MEMORY_FRACTION of the device's memory.
 BYTES_PER_PIXEL = {"float32": 160, "bfloat16": 300}
 MEMORY_FRACTION = 0.5
+# XLA's CPU backend (jax 0.10.2) hands convolutions and dots to YNNPACK by
+# default. Its own (Eigen) kernels ran the masked ResNet-50 step 1.4-1.5x
+# faster on this project's 2-core Xeons (one-off checks, 2026-11-30;
+# benchmarks/extract_devices.py times it within a whole run), with more
+# working memory (192 instead of 144 B per pixel in float32) and features
+# that differ by float32 rounding (2.6e-7 of the largest one on the
+# benchmark folder). A step compiles with these options when it is
+# not large (CONCURRENT_MAX_PIXELS) and still fits the batch's memory budget
+# at NO_YNNPACK_MEMORY times the default's working memory; large steps keep
+# the smaller footprint. Accelerators are unaffected.
+NO_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
+NO_YNNPACK_MEMORY = 1.4
 # A bucket with fewer images than this does not get programs of its own: its
 # images go into canvases of CANVAS_SHAPE (smaller when batch_pixels is).
 CANVAS_BELOW = 8
@@ -256,10 +271,10 @@ def _forward(architecture, state, images, regions, mean, std):
 
 # Module-level, so that every extractor of the same architecture shares the compilations.
 _encode = jax.jit(_forward, static_argnums=0)
+_encode_no_ynnpack = jax.jit(_forward, static_argnums=0, compiler_options=NO_YNNPACK)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _encode_pair(architecture, mesh, states, images, regions, means, stds):
+def _pair_forward(architecture, mesh, states, images, regions, means, stds):
     """Two encoders of one architecture at once, one per row of ``mesh`` ("encoder", "data").
 
     states, means, stds: the encoders' values stacked on a leading axis of 2;
@@ -276,6 +291,11 @@ def _encode_pair(architecture, mesh, states, images, regions, means, stds):
                          in_specs=(stacked, batch, _regions_like(regions, batch, P()), stacked,
                                    stacked),
                          out_specs=P("encoder", "data"))(states, images, regions, means, stds)
+
+
+_encode_pair = jax.jit(_pair_forward, static_argnums=(0, 1))
+_encode_pair_no_ynnpack = jax.jit(_pair_forward, static_argnums=(0, 1),
+                                  compiler_options=NO_YNNPACK)
 
 
 class FeatureExtractor:
@@ -298,7 +318,8 @@ class FeatureExtractor:
     per device; larger ones run one encoder at a time on the first half);
     other encoders share; "auto" (default): "split" on CPU, where the devices
     are virtual ones over the same cores (:mod:`reiqa_jax.cpu_devices`),
-    "shared" on accelerators.
+    "shared" on accelerators. low_memory: on CPU, compile every step with
+    XLA's default pipeline (less working memory, slower; see ``NO_YNNPACK``).
     """
 
     def __init__(self, *, quality_model=None, content_model=None, batch_size: int = 8,
@@ -306,7 +327,7 @@ class FeatureExtractor:
                  num_workers: int = 4, devices: Sequence[jax.Device] | None = None,
                  batch_pixels: int | None = None, buckets_per_octave: int = 4,
                  canvases: bool = True, compile_cache: bool = True,
-                 encoder_devices: str = "auto"):
+                 encoder_devices: str = "auto", low_memory: bool = False):
         models = {"quality": quality_model, "content": content_model}
         self._encoders = {}
         self._geometry = {}
@@ -338,6 +359,7 @@ class FeatureExtractor:
         self._pair = _Placement.over(devices[:len(devices) // 2 * 2], 2) if paired else None
         self._placement = _Placement.over(self._pair.devices if paired else devices)
         self.encoders_concurrent = paired
+        self._no_ynnpack = devices[0].platform == "cpu" and not low_memory
         self.devices = list(self._placement.devices)  # one encoder's
         self.per_device = largest_power_of_two(-(-batch_size // len(self.devices)))
         self.batch_size = self.per_device * len(self.devices)
@@ -510,8 +532,10 @@ class FeatureExtractor:
                 rects.append((place.top, place.left, height, width))
                 places.append(place)
             placements.append(rects)
-        large = step.shape[0] * step.shape[1] * len(step.slots) // len(self.devices) \
-            > CONCURRENT_MAX_PIXELS
+        per_device = step.shape[0] * step.shape[1] * len(step.slots) // len(self.devices)
+        large = per_device > CONCURRENT_MAX_PIXELS
+        fast = (self._no_ynnpack and not large
+                and per_device * NO_YNNPACK_MEMORY <= self.batch_pixels)
         out: dict = {}
         if self._pair is not None and not large:
             if self._in_flight_large:  # never beside a large step
@@ -519,10 +543,10 @@ class FeatureExtractor:
             regions, rects_out = valid_regions(next(iter(self._geometry.values())), placements,
                                                step.shape)
             states, means, stds = self._stacked
-            out[tuple(self._encoders)] = _encode_pair(
-                next(iter(self._encoders.values())), self._pair.mesh, states,
-                jax.device_put(pixels, self._pair.batch), self._pair.put_regions(regions),
-                means, stds)
+            out[tuple(self._encoders)] = self._call(
+                fast, _encode_pair_no_ynnpack, _encode_pair, next(iter(self._encoders.values())),
+                self._pair.mesh, states, jax.device_put(pixels, self._pair.batch),
+                self._pair.put_regions(regions), means, stds)
         else:
             pixels, regions_on = jax.device_put(pixels, self._placement.batch), {}
             for name in self._encoders:
@@ -535,10 +559,24 @@ class FeatureExtractor:
                     # A large step: one encoder program at a time (and none beside the
                     # previous step's), so that peak memory is one encoder's working memory.
                     wait_until_ready(self._in_flight + list(out.values()))
-                out[name] = _encode(architecture, state, pixels, regions_on[architecture], mean,
-                                    std)
+                out[name] = self._call(fast, _encode_no_ynnpack, _encode, architecture, state,
+                                       pixels, regions_on[architecture], mean, std)
         self._in_flight, self._in_flight_large = list(out.values()), large
         return places, out, rects_out
+
+    def _call(self, fast: bool, without_ynnpack, default, *args):
+        """``without_ynnpack(*args)`` for a fast step, else ``default(*args)``.
+
+        An XLA that does not know the NO_YNNPACK options (or any compile that
+        fails with them) turns them off for the rest of the run: the step
+        runs again with the default.
+        """
+        if fast and self._no_ynnpack:
+            try:
+                return without_ynnpack(*args)
+            except jax.errors.JaxRuntimeError:
+                self._no_ynnpack = False
+        return default(*args)
 
     def iter_batches(self, paths: Sequence[str], *,
                      on_error: Callable[[str, str], None] | None = None

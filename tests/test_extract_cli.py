@@ -95,6 +95,16 @@ def test_signal_mid_run_then_the_same_command_gives_the_uninterrupted_npz(
     assert not partial.exists()
 
 
+def test_low_memory_gives_the_same_features(ckpts, folder, uninterrupted, tmp_path):
+    out = tmp_path / "low.npz"
+    assert cli.main(_argv(ckpts, out, folder, extra=[*STEPWISE, "--low-memory"])) == 0
+    got, want = load_features(out), load_features(uninterrupted)
+    assert got.paths == want.paths
+    for name in ("quality", "content"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=0,
+                                   atol=1e-5 * np.abs(getattr(want, name)).max())
+
+
 def test_output_is_checked_before_anything_is_computed(ckpts, folder, tmp_path, capsys):
     # A checkpoint whose arrays are damaged: reading it would fail, so an error
     # about the output proves that the output was checked first.

@@ -72,6 +72,11 @@ def add_arguments(p) -> None:
                    help="most padded pixels per device step, which bounds memory; an image "
                         "larger than this fails alone (default: half the device's memory, "
                         "about 160 bytes per pixel in float32)")
+    p.add_argument("--low-memory", action="store_true",
+                   help="on CPU, compile every step with XLA's default convolutions "
+                        "(YNNPACK): a quarter less working memory per pixel, slower (default: "
+                        "XLA's own, faster convolutions wherever --batch-pixels has room for "
+                        "their 1.4x memory; features differ by float32 rounding only)")
     p.add_argument("--buckets", type=int, default=4, metavar="N",
                    help="padded sizes per doubling of an image side: images of nearby sizes "
                         "share one compiled program, and those of sizes with few images share "
@@ -188,7 +193,8 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
             quality_model=models.get("quality"), content_model=models.get("content"),
             batch_size=args.batch_size, exif_transpose=args.exif_transpose,
             max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, batch_pixels=args.batch_pixels,
-            buckets_per_octave=args.buckets, compile_cache=not args.no_compile_cache)
+            buckets_per_octave=args.buckets, compile_cache=not args.no_compile_cache,
+            low_memory=args.low_memory)
     except ValueError as exc:
         return error("reiqa extract", str(exc))
 
