@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import functools
 import os
 import sys
 import time
@@ -84,9 +83,9 @@ ENCODER_INPUTS = {
 BYTES_PER_PIXEL = {"float32": 160, "bfloat16": 300}
 MEMORY_FRACTION = 0.5
 # XLA's CPU backend (jax 0.10.2) hands convolutions and dots to YNNPACK by
-# default. Its own (Eigen) kernels ran the masked ResNet-50 step 1.4-1.5x
-# faster on this project's 2-core Xeons (one-off checks, 2026-11-30;
-# benchmarks/extract_devices.py times it within a whole run), with more
+# default. Its own (Eigen) kernels ran a whole extraction of the mixed-size
+# folder 1.1x faster on this project's 2-core Xeons
+# (benchmarks/extract_devices.py, 2026-11-30), with more
 # working memory (192 instead of 144 B per pixel in float32) and features
 # that differ by float32 rounding (2.6e-7 of the largest one on the
 # benchmark folder). A step compiles with these options when it is
@@ -534,8 +533,7 @@ class FeatureExtractor:
             placements.append(rects)
         per_device = step.shape[0] * step.shape[1] * len(step.slots) // len(self.devices)
         large = per_device > CONCURRENT_MAX_PIXELS
-        fast = (self._no_ynnpack and not large
-                and per_device * NO_YNNPACK_MEMORY <= self.batch_pixels)
+        fast = not large and per_device * NO_YNNPACK_MEMORY <= self.batch_pixels
         out: dict = {}
         if self._pair is not None and not large:
             if self._in_flight_large:  # never beside a large step
@@ -565,7 +563,8 @@ class FeatureExtractor:
         return places, out, rects_out
 
     def _call(self, fast: bool, without_ynnpack, default, *args):
-        """``without_ynnpack(*args)`` for a fast step, else ``default(*args)``.
+        """``without_ynnpack(*args)`` for a step with room for it (``fast``), unless
+        NO_YNNPACK is off (accelerators, ``low_memory``), else ``default(*args)``.
 
         An XLA that does not know the NO_YNNPACK options (or any compile that
         fails with them) turns them off for the rest of the run: the step

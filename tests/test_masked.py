@@ -128,7 +128,7 @@ def test_resnet50_step_stays_within_the_memory_per_pixel_budget(encode, budget):
     regions, _ = valid_regions(abstract.encoder, [[(0, 0, height, width)]], (height, width))
     spec = jax.ShapeDtypeStruct
     compiled = encode.lower(_Architecture.of(graphdef), state,
-                             spec((1, height, width, 3), jnp.uint8), regions,
-                             spec((3,), jnp.float32), spec((3,), jnp.float32)).compile()
+                            spec((1, height, width, 3), jnp.uint8), regions,
+                            spec((3,), jnp.float32), spec((3,), jnp.float32)).compile()
     per_pixel = compiled.memory_analysis().temp_size_in_bytes / (height * width)
     assert per_pixel <= BYTES_PER_PIXEL["float32"] * budget, per_pixel
