@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from reiqa_jax.errors import ReiqaError
 from reiqa_jax.models import ReIQAModel
 from reiqa_jax.models.resnet import STAGES
 from reiqa_jax.torch_layout import flatten, nest, unflatten_like
@@ -52,7 +53,7 @@ STATE_NAME = "state"
 ITEMS = ("model", "ema_model", "queue", "opt_momentum")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ReiqaError, ValueError):
     """A checkpoint is missing, not ours, or does not fit its architecture."""
 
 

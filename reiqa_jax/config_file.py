@@ -17,8 +17,10 @@ from pathlib import Path
 
 import ml_collections
 
+from reiqa_jax.errors import ReiqaError
 
-class ConfigError(ValueError):
+
+class ConfigError(ReiqaError, ValueError):
     """A config cannot be found, loaded or overridden; the message is one line."""
 
 

@@ -63,7 +63,7 @@ from reiqa_jax import torch_layout as tl
 from reiqa_jax.checkpoint import (CheckpointError, build_model, expected_shapes, few,
                                   load_model, load_training_state, model_arrays,
                                   read_header, save_model, tree_mismatch)
-from reiqa_jax.errors import error, one_line
+from reiqa_jax.errors import ReiqaError, error, one_line
 
 DEFAULT_FEAT_DIM = 128
 HEAD_SEED = 0
@@ -73,7 +73,7 @@ LARS_DEFAULTS = {"lr": 0.0, "weight_decay": 1e-4, "momentum": 0.9,
 _BUFFER_NAMES = ("mu", "momentum_buffer")
 
 
-class ConversionError(ValueError):
+class ConversionError(ReiqaError, ValueError):
     """The source cannot be converted; nothing was written."""
 
 

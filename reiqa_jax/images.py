@@ -40,13 +40,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from reiqa_jax.errors import one_line
+from reiqa_jax.errors import ReiqaError, one_line
 
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(ReiqaError, ValueError):
     """An input that cannot be used as an image; the message is one line."""
 
 

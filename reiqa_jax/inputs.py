@@ -31,7 +31,7 @@ import os
 import sys
 from pathlib import Path
 
-from reiqa_jax.errors import one_line
+from reiqa_jax.errors import ReiqaError, one_line
 
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif",
@@ -41,7 +41,7 @@ LIST_EXTENSIONS = frozenset({".csv", ".txt", ".lst"})
 _PATH_COLUMNS = ("image_path", "path", "image", "image_name", "filename", "file")
 
 
-class InputError(ValueError):
+class InputError(ReiqaError, ValueError):
     """An input argument that names nothing usable; the message is one line."""
 
 

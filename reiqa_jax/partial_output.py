@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reiqa_jax.errors import one_line
+from reiqa_jax.errors import ReiqaError, one_line
 from reiqa_jax.feature_file import write_npz
 
 FORMAT = "reiqa-extract-partial"
@@ -42,7 +42,7 @@ LOCK = "lock"
 _SHARD = "shard-{:06d}.npz"
 
 
-class PartialOutputError(ValueError):
+class PartialOutputError(ReiqaError, ValueError):
     """The partial output cannot be used or written; the message is one line."""
 
 

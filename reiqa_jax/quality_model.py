@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reiqa_jax.errors import one_line
+from reiqa_jax.errors import ReiqaError, one_line
 from reiqa_jax.regress import Regressor
 
 MODEL_FORMAT = "reiqa-jax-quality-model"
@@ -47,7 +47,7 @@ MODEL_JSON = "reiqa_model.json"
 ENCODERS = ("content", "quality")
 
 
-class ModelDirError(ValueError):
+class ModelDirError(ReiqaError, ValueError):
     """A model directory that cannot be made or used; the message is one line."""
 
 

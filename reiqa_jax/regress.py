@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from reiqa_jax import metrics
-from reiqa_jax.errors import one_line
+from reiqa_jax.errors import ReiqaError, one_line
 
 FEATURE_ORDER = ("content", "quality")  # the Re-IQA feature is content ⊕ quality
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-4, 4, 9))
@@ -68,7 +68,7 @@ FRACTIONS = (0.7, 0.1, 0.2)
 REGRESSOR_FORMAT = "reiqa-jax-regressor"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(ReiqaError, ValueError):
     """Inputs the protocol cannot run on; the message is one line."""
 
 

@@ -44,14 +44,14 @@ from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from reiqa_jax import moco, optim
-from reiqa_jax.errors import error, one_line
+from reiqa_jax.errors import ReiqaError, error, one_line
 from reiqa_jax.models import ReIQAModel
 
 DATA_AXES = ("host", "local")
 SHUFFLE_BN = ("host", "global", "none", "sync")
 
 
-class TrainError(RuntimeError):
+class TrainError(ReiqaError, RuntimeError):
     """The run cannot go on; the message is one line."""
 
 
@@ -454,7 +454,9 @@ def export_run(workdir, out, *, step: int | None = None) -> str:
 # the loop
 
 class NonFiniteLoss(TrainError):
-    pass
+    """A non-finite loss or weight: the run failed on the way (exit status 1)."""
+
+    status = 1
 
 
 class StopRequest:
@@ -676,7 +678,7 @@ def train_and_evaluate(config, workdir) -> int:
         if pending is not None:
             account(*pending)
     except NonFiniteLoss as exc:
-        status = error("reiqa train", str(exc), status=1)
+        status = error("reiqa train", str(exc), status=exc.status)
     finally:
         stop.restore()
         prefetch.close()

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import jax
 
+from reiqa_jax.errors import ReiqaError
 
-class WorkdirError(OSError):
+
+class WorkdirError(ReiqaError, OSError):
     """The workdir cannot be used; the message is one line."""
 
 

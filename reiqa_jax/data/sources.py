@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reiqa_jax.errors import ReiqaError
 
-class DataError(ValueError):
+
+class DataError(ReiqaError, ValueError):
     """The training data cannot be used; the message is one line."""
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reiqa_jax.errors import ReiqaError
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
@@ -67,7 +69,7 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
 )}
 
 
-class UnknownDataset(ValueError):
+class UnknownDataset(ReiqaError, ValueError):
     """A dataset name that is not in the registry; the message lists the known ones."""
 
 

@@ -41,12 +41,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from reiqa_jax.errors import one_line
+from reiqa_jax.errors import ReiqaError, one_line
 
 BUILD_VERSION = "1.0.0"
 
 
-class DatasetError(ValueError):
+class DatasetError(ReiqaError, ValueError):
     """manual_dir does not hold what a builder needs; the message is one line."""
 
 
