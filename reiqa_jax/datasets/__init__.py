@@ -125,7 +125,7 @@ def _prepare(name: str, manual_dir, *, data_dir, config: str, log):
     built = _labels(builder)
     wanted = sorted(_record_labels(r) for r in builder.checked_records(manual_dir))
     if [_example_labels(row) for row in built] != wanted:
-        log(f"reiqa: the labels in {manual_dir} changed since {builder.data_dir} was built: "
+        log(f"the labels in {manual_dir} changed since {builder.data_dir} was built: "
             f"building it again")
         shutil.rmtree(builder.data_dir)  # this version and config of our own build only
         builder = _build(name, manual_dir, data_dir=data_dir, config=config)

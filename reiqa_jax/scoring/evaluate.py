@@ -211,7 +211,7 @@ def evaluate_dataset(name: str, manual_dir, *, quality_ckpt=None, content_ckpt=N
     log(f"reiqa evaluate: reading the {spec.title} labels in {manual_dir} "
         f"(TFDS build in {data_dir})")
     records = datasets.load_records(spec.name, manual_dir, data_dir=data_dir, config=config,
-                                    log=log)
+                                    log=lambda message: log(f"reiqa evaluate: {message}"))
     log(f"reiqa evaluate: {spec.title}: {len(records.paths)} images "
         f"({'lower' if not records.higher_is_better else 'higher'} score = better quality)"
         + (f", scaled to a shorter side of {shorter_side} px" if shorter_side else ""))
