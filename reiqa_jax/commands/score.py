@@ -22,7 +22,7 @@ With -o, finished scores are saved as the run goes into OUT.csv.partial/;
 Ctrl-C or SIGTERM stops after the current batch, and running the same command
 again scores only the rest. An existing OUT.csv is replaced only with
 --overwrite. On the screen, rows appear in input order as soon as they are
-known.
+known (when stopped: every finished row, in input order).
 
 Exit status: 0 all images scored, 1 some could not be scored, 2 usage error,
 130/143 stopped by SIGINT/SIGTERM (with -o: finished scores kept).
@@ -185,7 +185,8 @@ def _write_csv(out: Path, rows) -> None:
 
 
 def _to_screen(args, stop, model, paths: list[str]) -> int:
-    """Prints rows in input order as soon as every row before them is known."""
+    """Prints rows in input order as soon as every row before them is known (when
+    stopped, the finished rows after the first unfinished one follow, in order)."""
     from reiqa_jax.scoring.model_dir import format_score
 
     unique = list(dict.fromkeys(paths))
@@ -211,9 +212,12 @@ def _to_screen(args, stop, model, paths: list[str]) -> int:
                     break
         finally:
             batches.close()
-    if stop.received:
-        print(f"reiqa score: stopped by {stop.name}; the first {printed} of {len(paths)} "
-              f"row(s) printed", file=sys.stderr)
+    if stop.received:  # the finished rows after the gap too, still in input order
+        rest = [path for path in paths[printed:] if path in scores or path in failed]
+        writer.writerows([path, format_score(scores.get(path))] for path in rest)
+        sys.stdout.flush()
+        print(f"reiqa score: stopped by {stop.name}; {printed + len(rest)} of {len(paths)} "
+              f"row(s) printed, in input order; the others are missing", file=sys.stderr)
         return stop.exit_status
     n_failed = sum(path in failed for path in paths)
     print(f"reiqa score: {len(paths) - n_failed} of {len(paths)} image(s) scored"
