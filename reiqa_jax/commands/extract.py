@@ -125,9 +125,9 @@ def run(args) -> int:
 
 
 def _run(args, stop) -> int:
-    from reiqa_jax.feature_file import npz_path
     from reiqa_jax.inputs import InputError, expand_image_inputs
-    from reiqa_jax.partial_output import PartialOutput, PartialOutputError, checkpoint_fingerprint
+    from reiqa_jax.scoring.features import (ShardStore, ShardStoreError, folder_fingerprint,
+                                            npz_path, partial_dir)
 
     if args.quality_ckpt is None and args.content_ckpt is None:
         return error("reiqa extract", "give --quality-ckpt and/or --content-ckpt")
@@ -153,13 +153,14 @@ def _run(args, stop) -> int:
     settings = {
         "encoders": list(checkpoints),
         **{f"{name}_ckpt": os.path.abspath(d) for name, d in checkpoints.items()},
-        **{f"{name}_ckpt_fingerprint": checkpoint_fingerprint(d) for name, d in checkpoints.items()},
+        **{f"{name}_ckpt_fingerprint": folder_fingerprint(d) for name, d in checkpoints.items()},
         "dtype": args.dtype,
         "exif_transpose": bool(args.exif_transpose),
     }
     try:
-        partial = PartialOutput(final, settings, resume=args.resume)
-    except PartialOutputError as exc:
+        partial = ShardStore(partial_dir(final), settings, blocks=list(checkpoints),
+                             resume=args.resume)
+    except ShardStoreError as exc:
         return error("reiqa extract", str(exc))
     try:
         return _extract(args, stop, expanded, checkpoints, final, partial)
@@ -175,9 +176,8 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
     from reiqa_jax.checkpoint import CheckpointError, load_model
     from reiqa_jax.dtypes import inference_dtype
     from reiqa_jax.extract import FeatureExtractor
-    from reiqa_jax.feature_file import Features, write_npz
     from reiqa_jax.images import DEFAULT_MAX_PIXELS
-    from reiqa_jax.partial_output import PartialOutputError
+    from reiqa_jax.scoring.features import Features, ShardStoreError, fill_store, write_npz
 
     dtype = inference_dtype(args.dtype)
     models = {}
@@ -205,47 +205,21 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
     if done_before:
         print(f"reiqa extract: resuming: {done_before} of {len(unique)} image(s) already saved "
               f"in {partial.directory}", file=sys.stderr)
-    failures: dict[str, str] = {}
     bar = tqdm(total=len(unique), initial=done_before, disable=args.no_progress, unit="img",
                file=sys.stderr)
 
     def warn(path: str, message: str) -> None:
         tqdm.write(f"reiqa extract: skipped {path}: {message}", file=sys.stderr)
 
-    pending_paths: list[str] = []
-    pending: dict[str, list] = {name: [] for name in checkpoints}
-    last_save = time.monotonic()
-
-    def save() -> None:
-        nonlocal last_save
-        if pending_paths:
-            partial.append(pending_paths, {name: _stack(rows) for name, rows in pending.items()})
-            pending_paths.clear()
-            for rows in pending.values():
-                rows.clear()
-        last_save = time.monotonic()
-
-    results = extractor.iter_batches(todo, on_error=warn)
     try:
-        for result in results:
-            for index, message in result.failures:
-                failures[todo[index]] = message
-            pending_paths.extend(todo[i] for i in result.indices)
-            for name, values in result.features.items():
-                pending[name].extend(values)
-            bar.update(len(result.indices) + len(result.failures))
-            if (time.monotonic() - last_save >= args.save_every or len(pending_paths) >= 1024
-                    or stop.received):
-                save()
-            if stop.received:
-                break
-        save()
-    except PartialOutputError as exc:
+        failures, stopped = fill_store(partial, extractor.iter_batches(todo, on_error=warn), todo,
+                                       should_stop=lambda: bool(stop.received),
+                                       save_every=args.save_every, on_batch=bar.update)
+    except ShardStoreError as exc:
         return error("reiqa extract", str(exc))
     finally:
-        results.close()  # cancels the decoding of batches not started
         bar.close()
-    if stop.received:
+    if stopped or stop.received:
         saved = sum(1 for path in unique if partial.is_done(path))
         return _stopped(stop, saved, len(unique), final, partial)
 
@@ -275,12 +249,6 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
           + (f"; {len(failed)} input(s) failed (listed above and in its failed array)"
              if failed else ""), file=sys.stderr)
     return 1 if failed else 0
-
-
-def _stack(rows):
-    import numpy as np
-
-    return np.stack(rows).astype(np.float32)
 
 
 def _stopped(stop, saved: int, total: int, final, partial) -> int:
