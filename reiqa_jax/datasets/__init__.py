@@ -111,9 +111,12 @@ def prepare(name: str, manual_dir, *, data_dir, config: str = "labels"):
     builder = make_builder(name, data_dir=data_dir, config=config)
     if not manual_dir.is_dir():
         raise DatasetError(f"manual_dir {manual_dir} is not a folder")
+    # TFDS's progress bars (generating, shuffling) are about its own files, not the
+    # command's work, which shows its own progress.
+    tfds.disable_progress_bar()
     try:
         # TFDS prints "Downloading and preparing ..." on stdout, though nothing is
-        # downloaded; keep stdout for results (its progress bars stay on stderr).
+        # downloaded; keep stdout for results.
         with contextlib.redirect_stdout(io.StringIO()):
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
