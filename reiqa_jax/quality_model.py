@@ -75,7 +75,7 @@ def make_model_dir(model_dir, regressor: Regressor, *, quality_ckpt=None, conten
                                 f"checkpoint was given")
         source = Path(given[name]).expanduser().resolve()
         try:
-            read_header(source)
+            read_header(source, branch=name)
         except (CheckpointError, FileNotFoundError, OSError) as exc:
             raise ModelDirError(f"{name} checkpoint {source}: {one_line(exc)}") from None
         sources[name] = source
@@ -142,7 +142,7 @@ class QualityModel:
             for name in self.features:
                 folder = self.directory / self.header["encoders"][name]
                 try:
-                    self._encoders[name] = load_model(folder, dtype=compute)
+                    self._encoders[name] = load_model(folder, dtype=compute, branch=name)
                 except (CheckpointError, FileNotFoundError, OSError) as exc:
                     raise ModelDirError(f"{name} encoder {folder}: "
                                         f"{one_line(exc)}") from None

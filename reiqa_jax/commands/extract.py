@@ -5,7 +5,6 @@ import argparse
 import os
 import re
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -52,9 +51,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def add_arguments(p) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the exit-status table
-    p.description = textwrap.fill(DESCRIPTION, 79)
-    p.epilog = EPILOG
+    p.epilog = EPILOG  # cli prints it as written: the exit-status table stays a table
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) or .csv/.txt lists")
     p.add_argument("--quality-ckpt", type=Path, help="quality-aware encoder checkpoint folder")
@@ -101,13 +98,15 @@ def add_arguments(p) -> None:
 
 def _checkpoint_problem(name: str, directory: Path) -> str | None:
     """Why a checkpoint argument cannot be used, or None."""
-    from reiqa_jax.checkpoint import CheckpointError, read_header
+    from reiqa_jax.checkpoint import CheckpointError, WrongBranch, read_header
 
     if directory.is_file():
         return (f"{name} checkpoint {directory} is a file; give a reiqa-jax checkpoint folder "
                 f"(a PyTorch .pth is converted once with: reiqa convert {directory} FOLDER)")
     try:
-        read_header(directory)
+        read_header(directory, branch=name)
+    except WrongBranch as exc:
+        return f"--{name}-ckpt {directory}: {exc}; give it as --{exc.found}-ckpt"
     except CheckpointError as exc:
         return f"{name} checkpoint {directory}: {exc}"
     return None
@@ -183,7 +182,7 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
     models = {}
     for name, directory in checkpoints.items():
         try:
-            models[name] = load_model(directory, dtype=dtype)
+            models[name] = load_model(directory, dtype=dtype, branch=name)
         except (CheckpointError, OSError) as exc:
             return error("reiqa extract", f"{name} checkpoint {directory}: {exc}")
         if stop.received:
