@@ -103,3 +103,20 @@ def test_no_module_imports_the_command_line_above_it():
         if found:
             upward[str(relative)] = found
     assert upward == {}
+
+
+def test_tfds_progress_bars_stay_off_the_commands_output(tmp_path, capfd):
+    """`reiqa evaluate` builds its dataset with TFDS, whose bars describe TFDS's own files."""
+    from PIL import Image
+
+    from reiqa_jax import datasets
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(folder / f"{i}.png")
+    (folder / "scores.csv").write_text("path,score\n0.png,1\n1.png,2\n2.png,3\n")
+    builder = datasets.prepare("iqa_csv", manual_dir=folder, data_dir=tmp_path / "tfds")
+    assert len(builder.as_data_source()["train"]) == 3
+    out, err = capfd.readouterr()
+    assert out == "" and "examples" not in err and "Shuffling" not in err, err
