@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -94,6 +95,27 @@ def test_signal_mid_run_then_the_same_command_gives_the_uninterrupted_npz(
     assert f"resuming: {saved} of {COUNT} image(s) already saved" in again.stderr
     assert out.read_bytes() == uninterrupted.read_bytes()
     assert not partial.exists()
+
+
+def test_a_signal_during_start_up_stops_in_one_line_with_nothing_written(
+        ckpts, folder, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while jax loads (here: as the CPU devices are set up) is handled like any other."""
+    import reiqa_jax.cpu_devices
+
+    assert threading.current_thread() is threading.main_thread()  # where the handlers live
+    real = reiqa_jax.cpu_devices.use_cpu_devices
+
+    def then_ctrl_c(*args):
+        result = real(*args)
+        signal.raise_signal(signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(reiqa_jax.cpu_devices, "use_cpu_devices", then_ctrl_c)
+    code = cli.main(_argv(ckpts, tmp_path / "o.npz", folder))
+    assert code == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "reiqa extract: stopped by SIGINT before any image was finished; nothing written"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_is_checked_before_anything_is_computed(ckpts, folder, tmp_path, capsys):

@@ -32,7 +32,6 @@ def run(args, prog: str = "reiqa convert") -> int:
     A signal stops the conversion at its next step; what it wrote is removed
     (an output folder that was empty before is left empty).
     """
-    from reiqa_jax.convert import reiqa_to_torch, torch_to_reiqa
     from reiqa_jax.interrupts import StopSignals, Stopped
 
     out = os.fspath(args.out)
@@ -44,6 +43,11 @@ def run(args, prog: str = "reiqa convert") -> int:
                      on_second=lambda: _remove(temporary),
                      verbose=sys.stderr.isatty()) as stop:
         try:
+            # Imported under the handlers: Ctrl-C during the seconds that jax and
+            # torch take to load stops here too, in one line.
+            from reiqa_jax.convert import reiqa_to_torch, torch_to_reiqa
+
+            stop.check()
             if args.to_torch:
                 if args.ema:
                     return error(prog, "--ema applies to torch -> ours only (--to-torch "

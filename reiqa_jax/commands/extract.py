@@ -114,12 +114,14 @@ def _checkpoint_problem(name: str, directory: Path) -> str | None:
 
 def run(args) -> int:
     from reiqa_jax.interrupts import StopSignals
-    from reiqa_jax.cpu_devices import use_cpu_devices
 
-    use_cpu_devices()  # before JAX starts: two encoders side by side on CPU
-
+    # The handlers first: Ctrl-C while jax loads stops after the models are
+    # loaded, in one line, like any other (never a KeyboardInterrupt there).
     waiting = "stopping after the current batch"
     with StopSignals("reiqa extract", waiting, verbose=sys.stderr.isatty()) as stop:
+        from reiqa_jax.cpu_devices import use_cpu_devices
+
+        use_cpu_devices()  # before JAX starts: two encoders side by side on CPU
         return _run(args, stop)
 
 
@@ -283,6 +285,11 @@ def _stack(rows):
 
 
 def _stopped(stop, saved: int, total: int, final, partial) -> int:
-    print(f"reiqa extract: stopped by {stop.name}; {saved} of {total} image(s) saved in "
-          f"{partial.directory}; run the same command again to finish {final}", file=sys.stderr)
+    if saved:
+        print(f"reiqa extract: stopped by {stop.name}; {saved} of {total} image(s) saved in "
+              f"{partial.directory}; run the same command again to finish {final}",
+              file=sys.stderr)
+    else:  # the run removes the then empty folder
+        print(f"reiqa extract: stopped by {stop.name} before any image was finished; nothing "
+              f"written", file=sys.stderr)
     return stop.exit_status
