@@ -101,10 +101,14 @@ NAMES: tuple[str, ...] = tuple(d.name for d in DISTORTIONS)
 
 
 def number_of(kind: str | int) -> int:
-    """Official number (0 = pristine, 1..26) of a name or number."""
+    """Official number (0 = pristine, 1..26) of a name or number; ValueError
+    (naming the kinds there are) for any other."""
     if isinstance(kind, str):
         if kind == "pristine":
             return 0
+        if kind not in NAMES:
+            raise ValueError(f"unknown distortion {kind!r}; the kinds are pristine, "
+                             f"{', '.join(NAMES)} (or their numbers 0..{NUM_KINDS})")
         return NAMES.index(kind) + 1
     k = int(kind)
     if not 0 <= k <= NUM_KINDS:
@@ -135,11 +139,14 @@ def distort(key, image, kind, level, ops: Sequence[Op] | None = None):
       kind: name, Python int (0 = pristine, 1..26), or traced int32 scalar;
         a traced kind dispatches with a scalar ``lax.switch`` (only the chosen
         branch runs; out-of-range values are clamped by ``lax.switch``).
-      level: int 0..4 (Python or traced int32 scalar).
+      level: int 0..4 (Python or traced int32 scalar); a Python int outside
+        0..4 raises ValueError (a traced one cannot be checked).
       ops: optional replacement for the 26 registered ops (tests, subsets).
     Returns:
       float32 (H, W, 3) in [0, 1].
     """
+    if isinstance(level, (int, np.integer)) and not 0 <= level < NUM_LEVELS:
+        raise ValueError(f"distortion level must be 0..{NUM_LEVELS - 1}, got {level}")
     if _is_static(kind):
         n = number_of(kind)
         if n == PRISTINE:

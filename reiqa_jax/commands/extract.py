@@ -5,7 +5,6 @@ import argparse
 import os
 import re
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -52,9 +51,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def add_arguments(p) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the exit-status table
-    p.description = textwrap.fill(DESCRIPTION, 79)
-    p.epilog = EPILOG
+    p.epilog = EPILOG  # cli prints it as written: the exit-status table stays a table
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) or .csv/.txt lists")
     p.add_argument("--quality-ckpt", type=Path, help="quality-aware encoder checkpoint folder")
@@ -101,13 +98,15 @@ def add_arguments(p) -> None:
 
 def _checkpoint_problem(name: str, directory: Path) -> str | None:
     """Why a checkpoint argument cannot be used, or None."""
-    from reiqa_jax.checkpoint import CheckpointError, read_header
+    from reiqa_jax.checkpoint import CheckpointError, WrongBranch, read_header
 
     if directory.is_file():
         return (f"{name} checkpoint {directory} is a file; give a reiqa-jax checkpoint folder "
                 f"(a PyTorch .pth is converted once with: reiqa convert {directory} FOLDER)")
     try:
-        read_header(directory)
+        read_header(directory, branch=name)
+    except WrongBranch as exc:
+        return f"--{name}-ckpt {directory}: {exc}; give it as --{exc.found}-ckpt"
     except CheckpointError as exc:
         return f"{name} checkpoint {directory}: {exc}"
     return None
@@ -115,12 +114,14 @@ def _checkpoint_problem(name: str, directory: Path) -> str | None:
 
 def run(args) -> int:
     from reiqa_jax.interrupts import StopSignals
-    from reiqa_jax.cpu_devices import use_cpu_devices
 
-    use_cpu_devices()  # before JAX starts: two encoders side by side on CPU
-
+    # The handlers first: Ctrl-C while jax loads stops after the models are
+    # loaded, in one line, like any other (never a KeyboardInterrupt there).
     waiting = "stopping after the current batch"
     with StopSignals("reiqa extract", waiting, verbose=sys.stderr.isatty()) as stop:
+        from reiqa_jax.cpu_devices import use_cpu_devices
+
+        use_cpu_devices()  # before JAX starts: two encoders side by side on CPU
         return _run(args, stop)
 
 
@@ -183,7 +184,7 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
     models = {}
     for name, directory in checkpoints.items():
         try:
-            models[name] = load_model(directory, dtype=dtype)
+            models[name] = load_model(directory, dtype=dtype, branch=name)
         except (CheckpointError, OSError) as exc:
             return error("reiqa extract", f"{name} checkpoint {directory}: {exc}")
         if stop.received:
@@ -252,6 +253,11 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
 
 
 def _stopped(stop, saved: int, total: int, final, partial) -> int:
-    print(f"reiqa extract: stopped by {stop.name}; {saved} of {total} image(s) saved in "
-          f"{partial.directory}; run the same command again to finish {final}", file=sys.stderr)
+    if saved:
+        print(f"reiqa extract: stopped by {stop.name}; {saved} of {total} image(s) saved in "
+              f"{partial.directory}; run the same command again to finish {final}",
+              file=sys.stderr)
+    else:  # the run removes the then empty folder
+        print(f"reiqa extract: stopped by {stop.name} before any image was finished; nothing "
+              f"written", file=sys.stderr)
     return stop.exit_status

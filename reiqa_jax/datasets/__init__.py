@@ -140,9 +140,12 @@ def _build(name: str, manual_dir: Path, *, data_dir, config: str):
     from reiqa_jax.errors import one_line
 
     builder = make_builder(name, data_dir=data_dir, config=config)
+    # TFDS's progress bars (generating, shuffling) are about its own files, not the
+    # command's work, which shows its own progress.
+    tfds.disable_progress_bar()
     try:
         # TFDS prints "Downloading and preparing ..." on stdout, though nothing is
-        # downloaded; keep stdout for results (its progress bars stay on stderr).
+        # downloaded; keep stdout for results.
         with contextlib.redirect_stdout(io.StringIO()):
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))

@@ -78,7 +78,7 @@ def _make_extractor(checkpoints, names, batch_size, dtype):
     from reiqa_jax.extract import FeatureExtractor
 
     compute = inference_dtype(dtype)
-    models = {n: load_model(checkpoints[n], dtype=compute) for n in names}
+    models = {n: load_model(checkpoints[n], dtype=compute, branch=n) for n in names}
     return FeatureExtractor(quality_model=models.get("quality"),
                             content_model=models.get("content"), batch_size=batch_size)
 

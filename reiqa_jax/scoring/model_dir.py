@@ -92,7 +92,7 @@ def checkpoint_sources(features: Sequence[str], *, quality_ckpt=None,
                                 f"checkpoint was given")
         source = Path(given[name]).expanduser().resolve()
         try:
-            read_header(source)
+            read_header(source, branch=name)
         except (CheckpointError, OSError) as exc:
             raise ModelDirError(f"{name} checkpoint {source}: {one_line(exc)}") from None
         sources[name] = source
@@ -174,7 +174,7 @@ class QualityModel:
             for name in self.features:
                 folder = self.directory / self.header["encoders"][name]
                 try:
-                    self._encoders[name] = load_model(folder, dtype=compute)
+                    self._encoders[name] = load_model(folder, dtype=compute, branch=name)
                 except (CheckpointError, OSError) as exc:
                     raise ModelDirError(f"{name} encoder {folder}: "
                                         f"{one_line(exc)}") from None
