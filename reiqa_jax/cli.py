@@ -38,6 +38,14 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before a command took the signals over (reiqa_jax.interrupts)
+        print("reiqa: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     from reiqa_jax.config_file import ConfigError, split_overrides
     from reiqa_jax.errors import error
 
