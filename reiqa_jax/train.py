@@ -681,6 +681,24 @@ def _input(config, plan: Plan, paths: list[str], start: int, mesh: Mesh):
                                 size=config.input.prefetch)
 
 
+def _start_resource_tracker() -> None:
+    """multiprocessing's resource tracker, without its warning at exit about
+    the shared-memory batches grain's workers leave to it: it unlinks them
+    (nothing leaks), and the warning only added lines to every run's end."""
+    from multiprocessing import resource_tracker
+
+    previous = os.environ.get("PYTHONWARNINGS")
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    os.environ["PYTHONWARNINGS"] = f"{previous},{quiet}" if previous else quiet
+    try:  # the tracker is a process of its own: it reads the variable at its start
+        resource_tracker.ensure_running()
+    finally:
+        if previous is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = previous
+
+
 @contextlib.contextmanager
 def _interrupts_left_to_this_thread(workers: int):
     """Threads started inside block SIGINT, and so do the input worker
@@ -689,11 +707,9 @@ def _interrupts_left_to_this_thread(workers: int):
     thread's alone, which stops the run and closes the workers, instead of
     a KeyboardInterrupt in each worker. multiprocessing's resource tracker
     unblocks SIGINT in the thread that first starts it, so it is started
-    here first."""
+    here, first."""
     if workers > 0:
-        from multiprocessing import resource_tracker
-
-        resource_tracker.ensure_running()
+        _start_resource_tracker()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
