@@ -48,7 +48,7 @@ def get_config():
     c.views = ml_collections.ConfigDict(dict(
         patch_size=160, n_aug=11, n_scale=2, n_distortions=1,
         schedule="independent",   # official per-picture shuffle of the 26 kinds
-        ops=""))                  # '' = the 26 official distortions; 'module:NAME' = others
+        ops="official"))          # distortion set (reiqa_jax/augment/op_sets.py): 'official', 'stand_in'
     c.tile_hw = (384, 512)        # host tiles (see reiqa_jax/data/tiles.py)
     c.dtype = "auto"              # bfloat16 compute on GPU/TPU, float32 on CPU
 

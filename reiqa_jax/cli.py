@@ -52,6 +52,14 @@ class _PrintVersion(argparse.Action):
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before a command took the signals over (reiqa_jax.interrupts)
+        print("reiqa: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     from reiqa_jax.errors import error
 
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -9,7 +9,7 @@ from reiqa_jax.demo import run_demo
 def test_demo_trains_measures_and_scores(tmp_path, capsys):
     # the real distortions have their own tests; stand-ins keep the compile short
     tiny = {"model.feat_dim": 32, "views.n_aug": 2, "input.threads": 2,
-            "views.ops": "train_testing:OPS"}
+            "views.ops": "stand_in"}
     report = run_demo(tmp_path, train_steps=3, photos=("astronaut", "coffee", "camera"),
                       kinds=("jpeg", "contrast_change"), overrides=tiny, n_splits=3)
     saved = json.loads((tmp_path / "demo_report.json").read_text())

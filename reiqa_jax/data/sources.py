@@ -4,9 +4,12 @@
 ``csv_files/moco_train.csv`` format; ``image_path``, ``path``... are accepted
 too, see ``reiqa_jax.inputs``) whose relative paths are resolved against the
 CSV's own folder, or a folder searched recursively for image files (sorted).
+Every listed file must exist (checked up front, before any compute).
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 from reiqa_jax.errors import ReiqaError
@@ -29,9 +32,40 @@ def training_images(data: str) -> list[str]:
     if not (source.is_dir() or source.suffix.lower() in (".csv", ".txt", ".lst")):
         raise DataError(f"training data {data} is neither a folder nor a .csv/.txt list")
     try:
-        paths = expand_inputs([str(source)]).paths
+        expanded = expand_inputs([str(source)])
     except InputError as exc:
         raise DataError(str(exc)) from None
+    paths = expanded.paths
     if not paths:
         raise DataError(f"no images in {data}")
+    missing = [entry for path, entry in zip(paths, expanded.entries) if not os.path.exists(path)]
+    if missing:
+        where = f"relative paths are taken from {source.parent}; " if source.is_file() else ""
+        raise DataError(f"{len(missing)} of the {len(paths)} training images in {data} do not "
+                        f"exist ({where}first: {', '.join(missing[:3])})")
     return paths
+
+
+def fingerprint(paths: list[str], root: str | Path) -> str:
+    """sha256 of the image list as paths relative to ``root`` (the data folder,
+    or the list's folder), so a dataset moved as a whole keeps its fingerprint
+    and any added, removed or reordered image changes it."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(os.path.relpath(path, root).encode("utf-8", "surrogateescape") + b"\n")
+    return digest.hexdigest()
+
+
+def picture_sizes(paths: list[str]) -> dict[str, tuple[int, int]]:
+    """{path: (height, width)} from the file headers (a fraction of a
+    millisecond each); unreadable files are left out (the pipeline reports
+    them when it meets them)."""
+    from reiqa_jax.images import ImageLoadError, image_size
+
+    sizes = {}
+    for path in paths:
+        try:
+            sizes[path] = image_size(path)
+        except (ImageLoadError, OSError):
+            continue
+    return sizes
