@@ -62,7 +62,7 @@ from reiqa_jax.buckets import (bucket_shape, cut_height, fits_canvas, images_per
 from reiqa_jax.compile_cache import enable_compile_cache
 from reiqa_jax.dtypes import dtype_name, inference_dtype
 from reiqa_jax.errors import one_line
-from reiqa_jax.scoring.features import Features, load_features  # noqa: F401 (re-exported)
+from reiqa_jax.scoring.features import Features
 from reiqa_jax.images import (DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, check_max_pixels,
                               image_size, load_image, too_many_pixels)
 from reiqa_jax.models.masked import ALIGN, masked_stages, pool_regions, valid_regions

@@ -417,77 +417,6 @@ def write_model(arrays: dict, config, directory, *, epoch: int | None,
                       opt_momentum=arrays["momentum"], epoch=epoch, meta=info, overwrite=True)
 
 
-def check_export_target(workdir, out, *, overwrite: bool = False) -> Path:
-    """Where ``reiqa export`` may write, checked before anything is read.
-
-    ``out`` may be new, an empty folder or, with ``overwrite``, a checkpoint
-    folder (one holding ``reiqa.json``, e.g. an earlier export or the run's own
-    ``model/``). Never a file, the workdir itself, a folder holding the
-    workdir, or a part of the run other than ``model/``. TrainError (one line).
-    """
-    import os
-
-    from reiqa_jax.checkpoint import JSON_NAME
-
-    workdir, out = Path(workdir).absolute(), Path(out).absolute()
-    real_workdir, real_out = workdir.resolve(), out.resolve()
-    if real_workdir.is_relative_to(real_out):
-        what = "the workdir" if real_out == real_workdir else "a folder holding the workdir"
-        raise TrainError(f"OUT {out} is {what} {workdir}; give a new folder for the "
-                         f"exported model")
-    if real_out.is_relative_to(real_workdir) and real_out != real_workdir / "model":
-        raise TrainError(f"OUT {out} is inside the workdir {workdir}; give a folder outside "
-                         f"it (or {workdir / 'model'})")
-    if out.exists() and not out.is_dir():
-        raise TrainError(f"OUT {out} is a file; give a folder for the exported model")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / JSON_NAME).is_file():
-            raise TrainError(f"OUT {out} exists and is not a checkpoint folder; choose a new "
-                             f"or empty folder (it is never replaced)")
-        if not overwrite:
-            raise TrainError(f"OUT {out} already exists; pass --overwrite to replace it")
-    parent = next(p for p in (out, *out.parents) if p.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise TrainError(f"cannot write {out}: {parent} is not a writable folder")
-    return out
-
-
-def export_run(workdir, out, *, step: int | None = None, overwrite: bool = False) -> str:
-    """``reiqa export``: checkpoint ``step`` (default: the newest) of a run -> ``out``
-    (where it may write: :func:`check_export_target`)."""
-    import json
-
-    import ml_collections
-
-    from reiqa_jax import workdir as wd
-
-    workdir = Path(workdir).absolute()  # orbax takes absolute paths only
-    try:
-        config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-    except (OSError, ValueError) as exc:
-        raise TrainError(f"{workdir} is not a training workdir (config.json: "
-                         f"{one_line(exc)})") from None
-    out = check_export_target(workdir, out, overwrite=overwrite)
-    manager = wd.checkpoint_manager(workdir, keep=config.keep_checkpoints, read_only=True)
-    try:
-        step = manager.latest_step() if step is None else step
-        if step is None or step not in manager.all_steps():
-            raise TrainError(f"no checkpoint {'' if step is None else step} in "
-                             f"{workdir / 'checkpoints'}")
-        meta = wd.read_meta(manager, step)
-        tx = optim.make_optimizer(config)
-        # Everything onto this process's first device: the run may have had others.
-        one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-        target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=one),
-                              abstract_state(config, tx, int(meta["devices"])))
-        tree, meta = wd.restore_checkpoint(manager, step, _state_tree(target))
-    finally:
-        manager.close()
-    arrays = model_arrays_of(TrainState(**tree))
-    return write_model(arrays, config, out, epoch=int(meta["step"]) // int(meta["steps_per_epoch"]),
-                       meta={"workdir": str(workdir.absolute())})
-
-
 # ----------------------------------------------------------------------------
 # the loop
 
@@ -662,7 +591,8 @@ def make_plan(config, n_images: int, mesh: Mesh) -> Plan:
                 pairs_per_step=global_batch * pairs_per_image(config))
 
 
-def _state_tree(state: TrainState) -> dict:
+def state_tree(state: TrainState) -> dict:
+    """The state as a dict of its fields (what checkpoints save and restore)."""
     return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
 
 
@@ -679,7 +609,7 @@ def _initial_state(config, mesh, tx, plan: Plan, manager, latest: int | None):
                          f"{meta.get('devices')} devices, this run has {plan.devices} "
                          f"(per-device BatchNorm statistics); run on as many devices")
     target = abstract_state(config, tx, plan.devices, mesh)
-    tree, meta = restore_checkpoint(manager, latest, _state_tree(target))
+    tree, meta = restore_checkpoint(manager, latest, state_tree(target))
     if jax.process_index() == 0:
         print(f"reiqa train: continuing from the checkpoint at step {latest}", flush=True)
     return TrainState(**tree), int(meta.get("skipped_images", 0))
@@ -857,7 +787,7 @@ def _train(config, workdir: Path, stop: StopRequest) -> int:
                     # never checkpoint a state that a non-finite step made
                     _account(*pending, progress, log, plan, config)
                     pending = None
-                    save_checkpoint(manager, step, _state_tree(state),
+                    save_checkpoint(manager, step, state_tree(state),
                                     _checkpoint_meta(plan, step, progress.skipped_images))
                 if stopping:
                     break
@@ -872,7 +802,7 @@ def _train(config, workdir: Path, stop: StopRequest) -> int:
             manager.wait_until_finished()
         if step < plan.total_steps:  # a signal stopped the run
             if manager.latest_step() != step:  # (its input workers had gone first)
-                save_checkpoint(manager, step, _state_tree(state),
+                save_checkpoint(manager, step, state_tree(state),
                                 _checkpoint_meta(plan, step, progress.skipped_images))
                 manager.wait_until_finished()
             if jax.process_index() == 0:

@@ -32,7 +32,7 @@ def run(tmp_path_factory):
     workdir.mkdir(parents=True)
     config = load_config("smoke")
     config.model.width, config.model.feat_dim, config.queue_size = 0.125, 16, 32
-    wd.save_run_info(workdir, config)
+    wd.save_run_info(workdir, config, {"images": 4, "images_sha256": "", "changes": []})
     mesh = train.make_mesh()  # the test session's 2 CPU devices
     abstract = train.abstract_state(config, optim.make_optimizer(config), mesh.devices.size,
                                     mesh)

@@ -16,7 +16,7 @@ from PIL import Image
 from bad_inputs import photo
 from reiqa_jax import cli
 from reiqa_jax.checkpoint import build_model, save_model
-from reiqa_jax.extract import load_features
+from reiqa_jax.scoring.features import load_features
 from model_testing import random_arrays
 
 ARCH = dict(depth=18, width=0.25, feat_dim=16)

@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from reiqa_jax.train import export_run
+    from reiqa_jax.export import export_run
 
     try:
         out = export_run(args.workdir, args.out, step=args.step, overwrite=args.overwrite)

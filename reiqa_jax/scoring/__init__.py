@@ -19,6 +19,4 @@ One module per stage, in the order the data goes through them:
 =================  ===========================================================
 
 Nothing is imported here: each command loads only the stages it uses.
-``reiqa_jax.regress`` and ``reiqa_jax.quality_model`` gather the public
-names of these modules under their earlier import paths.
 """
