@@ -39,6 +39,7 @@ def get_config():
     c.warmup_epochs = 5
     c.warmup_from = 0.01
     c.lr_decay_rate = 0.1         # cosine floor = learning_rate * lr_decay_rate**3
+    c.lr_decay_epochs = (120, 160)  # PyContrast's milestones (lr_schedule='step' only)
 
     c.queue_size = 65536
     c.temperature = 0.2
