@@ -50,7 +50,15 @@ def get_config():
         patch_size=160, n_aug=11, n_scale=2, n_distortions=1,
         schedule="independent",   # official per-picture shuffle of the 26 kinds
         ops=""))                  # '' = the 26 official distortions; 'module:NAME' = others
-    c.tile_hw = (384, 512)        # host tiles (see reiqa_jax/data/tiles.py)
+    # Whole pictures, as the official loader (reiqa_jax/data/canvases.py): each
+    # picture at its own size in a canvas of its class; one compiled step per
+    # canvas. Pictures with a side above max_side are cut to a random window.
+    c.canvas = ml_collections.ConfigDict(dict(
+        step=32,                  # canvas sides are multiples of this
+        max_side=1024,            # the largest canvas side
+        min_class=0,              # fewest pictures per canvas (0 = the global batch)
+        max_classes=8))           # most canvases (compiled steps)
+    c.tile_hw = (384, 512)        # content branch only: the canvas pictures are shrunk to fit
     c.dtype = "auto"              # bfloat16 compute on GPU/TPU, float32 on CPU
 
     c.log_every_steps = 10        # the official print_freq

@@ -118,8 +118,9 @@ def make_view_fn(config) -> Callable:
         ops = _distortion_ops(config.views.ops)
 
         def views(key, batch):
-            v, _ = make_quality_views(key, batch["pixels"], qcfg, batch["valid_hw"],
-                                      batch["transposed"], ops=ops)
+            # No valid_hw: every picture fills the canvas (static sizes).
+            v, _ = make_quality_views(key, batch["pixels"], qcfg, batch.get("valid_hw"),
+                                      batch.get("transposed"), ops=ops)
             v = v.reshape((-1,) + v.shape[2:])  # (b * pairs, P, P, 6), image-major
             return v[..., :3], v[..., 3:]
         return views
@@ -539,13 +540,15 @@ class Plan:
         return (completed - 1) // self.steps_per_epoch + 1
 
 
-def make_plan(config, n_images: int, mesh: Mesh) -> Plan:
+def make_plan(config, n_images: int, mesh: Mesh, steps_per_epoch: int | None = None) -> Plan:
+    """steps_per_epoch: the input pipeline's (canvas classes fill their last
+    steps separately); default ceil(n_images / global batch)."""
     devices = mesh.devices.size
     per_device = config.batch_size // devices
     if per_device < 1:
         raise TrainError(f"batch_size {config.batch_size} is smaller than the {devices} devices")
     global_batch = per_device * devices
-    steps_per_epoch = -(-n_images // global_batch)
+    steps_per_epoch = steps_per_epoch or -(-n_images // global_batch)
     total = config.num_steps or config.num_epochs * steps_per_epoch
     pairs = global_batch * pairs_per_image(config)
     if pairs > config.queue_size:
@@ -568,13 +571,17 @@ def train_and_evaluate(config, workdir) -> int:
     """
     from reiqa_jax import workdir as wd
     from reiqa_jax.data.device import DevicePrefetcher
-    from reiqa_jax.data.pipeline import InputSpec, make_local_batches
+    from reiqa_jax.data.pipeline import make_input_spec, make_local_batches
 
     workdir = wd.ensure_writable(Path(workdir))
     _validate(config)
     paths = _training_images(config, workdir)
     mesh = make_mesh()
     plan = make_plan(config, len(paths), mesh)
+    spec, classes = make_input_spec(config, paths, global_batch=plan.global_batch,
+                                    local_batch=plan.local_batch,
+                                    process_offset=jax.process_index() * plan.local_batch)
+    plan = make_plan(config, len(paths), mesh, steps_per_epoch=spec.steps_per_epoch)
     schedule = optim.make_schedule(config, steps_per_epoch=plan.steps_per_epoch,
                                    total_steps=plan.total_steps)
     tx = optim.make_optimizer(config)
@@ -584,6 +591,12 @@ def train_and_evaluate(config, workdir) -> int:
               f"{jax.process_count()} process(es), {plan.global_batch} images "
               f"({plan.pairs_per_step} pairs) per step, {plan.steps_per_epoch} steps per epoch, "
               f"{plan.total_steps} steps", flush=True)
+        if classes is not None:
+            print(f"reiqa train: whole pictures in {len(classes.canvases)} canvas shape(s) "
+                  + ", ".join(f"{h}x{w} ({n})" for (h, w), n in
+                              zip(classes.canvases, classes.counts()))
+                  + (f"; {classes.windowed} picture(s) larger than {config.canvas.max_side} px"
+                     f" cut to a window" if classes.windowed else ""), flush=True)
         if plan.global_batch != config.batch_size:
             print(f"reiqa train: batch_size {config.batch_size} is not a multiple of "
                   f"{plan.devices} devices; using {plan.global_batch} (as the official "
@@ -609,11 +622,6 @@ def train_and_evaluate(config, workdir) -> int:
         state = create_train_state(config, mesh, tx, init)
     start = int(_host(state.step))
 
-    spec = InputSpec(paths=tuple(paths), seed=config.seed, global_batch=plan.global_batch,
-                     local_batch=plan.local_batch,
-                     process_offset=jax.process_index() * plan.local_batch,
-                     kind=config.branch, tile_hw=tuple(config.tile_hw),
-                     max_pixels=config.input.max_pixels or None)
     batches = make_local_batches(spec, start, plan.total_steps, workers=config.input.workers,
                                  threads=config.input.threads)
     prefetch = DevicePrefetcher(batches, NamedSharding(mesh, P(DATA_AXES)),

@@ -32,7 +32,7 @@ TINY = {
     "model.depth": 18, "model.width": 0.25, "model.feat_dim": 16,
     "batch_size": 4, "num_epochs": 2, "queue_size": 128, "learning_rate": 1.0,
     "views.patch_size": 32, "views.n_aug": 1, "views.ops": "train_testing:OPS",
-    "tile_hw": (64, 96), "log_every_steps": 1, "checkpoint_every_steps": 2,
+    "canvas.step": 128, "log_every_steps": 1, "checkpoint_every_steps": 2,
     "warmup_epochs": 1, "input.workers": 0, "input.threads": 2,
 }
 

@@ -16,7 +16,8 @@ canvases (``assign_canvases``):
 2. while some class has fewer than ``min_count`` pictures (a class must fill
    at least a whole step without repeating a picture), the smallest one is
    merged with the class that costs the fewest padded pixels (the merged
-   canvas is the larger of the two in each side);
+   canvas is the larger of the two in each side); then, while there are more
+   than ``max_classes``, the pair that costs the fewest padded pixels;
 3. sides are at most ``max_side``: a larger picture is cut to a random
    ``max_side`` window (``tiles.picture_canvas``), the one deviation left,
    for pictures few training lists hold.
@@ -52,7 +53,8 @@ def _merge_cost(a, b, na: int, nb: int) -> int:
     return na * (area - a[0] * a[1]) + nb * (area - b[0] * b[1])
 
 
-def assign_canvases(sizes, *, step: int = 32, max_side: int = 1024, min_count: int = 1):
+def assign_canvases(sizes, *, step: int = 32, max_side: int = 1024, min_count: int = 1,
+                    max_classes: int = 0):
     """Canvas classes for pictures of ``sizes``.
 
     Args:
@@ -61,6 +63,7 @@ def assign_canvases(sizes, *, step: int = 32, max_side: int = 1024, min_count: i
       max_side: the largest canvas side (rounded up to ``step``).
       min_count: the fewest pictures a class may have (unless it is the
         only one).
+      max_classes: the most classes (compiled shapes); 0 = no limit.
     Returns:
       (canvases, class_of): canvases a tuple of (H, W), sorted; class_of
       int32 (N,), the class of each picture.
@@ -75,9 +78,13 @@ def assign_canvases(sizes, *, step: int = 32, max_side: int = 1024, min_count: i
     while len(counts) > 1:
         small = min(counts, key=lambda c: (counts[c], c[0] * c[1], c))
         if counts[small] >= min_count:
-            break
-        partner = min((c for c in counts if c != small),
-                      key=lambda c: (_merge_cost(small, c, counts[small], counts[c]), c))
+            if not max_classes or len(counts) <= max_classes:
+                break
+            small, partner = min(((a, b) for a in counts for b in counts if a < b),
+                                 key=lambda p: (_merge_cost(*p, counts[p[0]], counts[p[1]]), p))
+        else:
+            partner = min((c for c in counts if c != small),
+                          key=lambda c: (_merge_cost(small, c, counts[small], counts[c]), c))
         merged = (max(small[0], partner[0]), max(small[1], partner[1]))
         total = counts.pop(small) + counts.pop(partner)
         counts[merged] = counts.get(merged, 0) + total
@@ -155,3 +162,38 @@ def _epoch_steps(plan: EpochPlan, epoch: int) -> np.ndarray:
 def _class_permutation(plan: EpochPlan, epoch: int, k: int) -> np.ndarray:
     members = plan.members[k]
     return members[np.random.default_rng([plan.seed, epoch, k, 0x5EED]).permutation(len(members))]
+
+
+def coco_like_sizes(n: int, seed: int = 0) -> list[tuple[int, int]]:
+    """A synthetic COCO-like list of n (h, w) picture sizes, to measure
+    canvas classes without the dataset.
+
+    COCO's pictures are Flickr photos scaled to a long side of 640 (a few
+    500 or 612); we draw: orientation landscape 70 %, portrait 25 %, square
+    5 %; aspect (long : short) 4:3 50 %, 3:2 25 % (short side 424-428, as
+    Flickr's rounding leaves it), 16:9 7 %, otherwise uniform in [1.05, 2];
+    long side 640 (95 %), 500 or 612. (Published for COCO: 90 % of the
+    pictures have 167,500-355,840 pixels and a height/width ratio in
+    [0.6, 1.5]; here 5-95 %: 217,600-384,640 pixels, ratio 0.56-1.51.)
+    """
+    rng = np.random.default_rng([seed, 0xC0C0])
+    out = []
+    for _ in range(n):
+        long = int(rng.choice([640, 500, 612], p=[0.95, 0.03, 0.02]))
+        r = rng.random()
+        if r < 0.50:
+            short = round(long * 3 / 4)
+        elif r < 0.75:
+            short = round(long * 2 / 3) + int(rng.integers(-3, 2))
+        elif r < 0.82:
+            short = round(long * 9 / 16)
+        else:
+            short = round(long / rng.uniform(1.05, 2.0))
+        o = rng.random()
+        if o < 0.05:
+            out.append((long, long))
+        elif o < 0.30:
+            out.append((long, short))
+        else:
+            out.append((short, long))
+    return out

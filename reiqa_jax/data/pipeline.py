@@ -114,7 +114,8 @@ class Classes:
         return np.bincount(np.asarray(self.class_of), minlength=len(self.canvases)).tolist()
 
 
-def quality_classes(sizes, *, step: int, max_side: int, min_count: int) -> Classes:
+def quality_classes(sizes, *, step: int, max_side: int, min_count: int,
+                    max_classes: int = 0) -> Classes:
     """Canvas classes of the quality branch from the pictures' sizes.
 
     Pictures with unreadable headers or a side below ``MIN_SIDE`` join the
@@ -126,7 +127,7 @@ def quality_classes(sizes, *, step: int, max_side: int, min_count: int) -> Class
         canvases, class_good = ((round_side(MIN_SIDE, step),) * 2,), np.zeros(0, np.int32)
     else:
         canvases, class_good = canvases_lib.assign_canvases(
-            good, step=step, max_side=max_side, min_count=min_count)
+            good, step=step, max_side=max_side, min_count=min_count, max_classes=max_classes)
     counts = np.bincount(class_good, minlength=len(canvases))
     largest = int(np.argmax(counts)) if len(counts) else 0
     it = iter(class_good.tolist())
@@ -143,6 +144,26 @@ def quality_classes(sizes, *, step: int, max_side: int, min_count: int) -> Class
 
 def round_side(n: int, step: int) -> int:
     return canvases_lib.round_up(n, step)
+
+
+def make_input_spec(config, paths, *, global_batch: int, local_batch: int,
+                    process_offset: int, threads: int = 16) -> tuple[InputSpec, Classes | None]:
+    """The run's InputSpec from its config (``branch``, ``seed``, ``canvas``,
+    ``tile_hw``, ``input.max_pixels``); quality: reads every picture's size
+    from its header (threaded) and assigns canvas classes. Returns the spec
+    and the classes (None for 'content')."""
+    common = dict(paths=tuple(paths), seed=config.seed, global_batch=global_batch,
+                  local_batch=local_batch, process_offset=process_offset, kind=config.branch,
+                  tile_hw=tuple(config.tile_hw), max_pixels=config.input.max_pixels or None)
+    if config.branch != "quality":
+        return InputSpec(**common), None
+    canvas = config.canvas
+    classes = quality_classes(read_sizes(paths, threads), step=canvas.step,
+                              max_side=canvas.max_side,
+                              min_count=canvas.min_class or global_batch,
+                              max_classes=canvas.max_classes)
+    return InputSpec(canvases=classes.canvases, class_of=classes.class_of,
+                     exact=classes.exact, **common), classes
 
 
 # --- one slot -------------------------------------------------------------------
