@@ -139,8 +139,10 @@ def pillow_pass(x, n_in, n_out, filter_name: str, axis: int, out_max: int, taps:
         w = lax.dynamic_index_in_dim(weights, k, axis=1, keepdims=False)
         return total + w.reshape(wshape) * rows
 
-    zero = jnp.full((out_max,) + moved.shape[1:], 1 << (_PRECISION_BITS - 1), jnp.int32)
-    total = lax.fori_loop(0, taps, tap, zero)
+    # (the rounding half, shaped and typed like the sum, varying like the data
+    # under shard_map: a loop's carry must keep its type)
+    half = jnp.zeros_like(tap(0, 0)) + (1 << (_PRECISION_BITS - 1))
+    total = lax.fori_loop(0, taps, tap, half)
     out = jnp.clip(total >> _PRECISION_BITS, 0, 255)
     return jnp.moveaxis(out, 0, axis)
 
@@ -219,7 +221,8 @@ def accumulated_positions(step, count: int):
         start = jnp.where(here, start + 1 + c.astype(jnp.int64), start)
         return pos, start, jnp.where(here, nxt, p)
 
-    init = (jnp.zeros((count,), jnp.float64), jnp.zeros((), jnp.int64), step * 0.5)
+    none = step * 0.0  # zeros that vary with ``step`` under shard_map (loop carries)
+    init = (jnp.zeros((count,), jnp.float64) + none, none.astype(jnp.int64), step * 0.5)
     return lax.fori_loop(_E_LO, _E_HI, binade, init)[0]
 
 
