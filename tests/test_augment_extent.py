@@ -93,6 +93,13 @@ def test_dispatch_passes_sizes_and_zeroes_outside_the_picture():
     # colour blocks land on the picture only (the junk beyond would hide them)
     painted = np.any(out[2, :57, :83] != picture, axis=-1)
     assert 0.05 < painted.mean() < 10 * 32 * 32 / (57 * 83)
+    # the balanced schedule's vmapped groups take the sizes too
+    bal = np.asarray(registry.distort_balanced(jax.random.key(1), images,
+                                               jnp.arange(1, 27, dtype=jnp.int32),
+                                               jnp.full((2, 3), 2, jnp.int32), STANDINS,
+                                               valid_hw=hw))
+    for b, (h, w) in enumerate(np.asarray(hw)):
+        assert not bal[b, :, h:].any() and not bal[b, :, :, w:].any() and bal[b, :, :h, :w].any()
 
 
 def test_ops_with_per_pixel_draws_equal_on_equal_draws():

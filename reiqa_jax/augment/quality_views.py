@@ -5,6 +5,13 @@ Per picture: the pristine version plus ``n_aug`` distorted versions
 the whole stack (see ``crops.py``), crop swapping, and a half-size bicubic
 scale 2 made from the full-size distorted stack.
 
+Pictures of any size come whole, at the top-left of arrays of one shape,
+with their sizes ``valid_hw`` (``reiqa_jax.data.canvases``): the
+distortions then work on each picture alone (``extent.py``), scale 2 resizes
+the picture's stack and the crops are drawn over the picture, so the views
+are the official ones of the picture. Without ``valid_hw`` every picture
+fills its array.
+
 Crop swapping (``QualityViewConfig.crop_swap``): the official code swaps the
 two crops of versions [0, (n_aug+1)//2) at scale 1 and of the rest at scale 2
 with an in-place ``x = x + y; y = x - y; x = x - y`` on two overlapping views
@@ -204,10 +211,13 @@ def make_quality_views(key, tiles, config: QualityViewConfig = QualityViewConfig
 
     Args:
       key: PRNG key.
-      tiles: (B, H, W, 3) uint8 or float32 in [0, 1] (``reiqa_jax.data.tiles``).
+      tiles: (B, H, W, 3) uint8 or float32 in [0, 1]: pictures at the top-left
+        (``reiqa_jax.data.tiles``).
       config: static ``QualityViewConfig``.
-      valid_hw: optional int32 (B, 2) picture sizes inside the tiles
-        (default: the full tile).
+      valid_hw: optional int32 (B, 2) picture sizes inside the arrays
+        (default: the whole array, static sizes). With sizes, each picture
+        is distorted, resized and cropped as the picture alone; the
+        size-dependent distortions need float64 then (CPU, GPU).
       transposed: optional bool (B,) (default False).
       ops: optional static tuple of 26 replacement ops (tests).
     Returns:
