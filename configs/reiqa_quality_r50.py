@@ -9,6 +9,16 @@ ResNet-50 + MLP head (128-d), MoCo-v2 memory of 65,536 keys, T = 0.2, EMA
 from 0.01 and the per-epoch cosine; 630 images per step (int(630 / devices)
 per device), each giving 2 scales x (11 distorted + pristine) crop pairs of
 160 x 160. Shuffle BN within each host, the official aliased crop swap.
+Whole pictures, as the official loader takes them: distorted at their own
+size, scale 2 from the whole distorted stack, crops drawn over the picture.
+
+Our choices (the rest is the official recipe): ``dtype='auto'`` computes in
+bfloat16 on GPU/TPU (speed; the official trains in float32:
+``--config.dtype=float32`` is the faithful run); ``canvas``: jit compiles
+one program per shape, so a step takes pictures of one canvas class
+(``reiqa_jax/data/canvases.py``: at most 8 shapes; pictures above 1024 px a
+side are cut to a random window); an epoch is then sum over classes of
+ceil(n / batch) steps.
 
   reiqa train --config configs/reiqa_quality_r50.py --workdir runs/quality \
       --config.data=moco_train.csv
