@@ -163,3 +163,19 @@ def test_training_image_sources(photos, tmp_path):
                      (photos[0], "neither a folder")):
         with pytest.raises(sources.DataError, match=msg):
             sources.training_images(bad)
+
+
+def test_one_compiled_views_program_per_canvas(photos):
+    import jax
+
+    from augment_testing import STANDINS, count_compiles
+    from reiqa_jax.augment import QualityViewConfig, make_quality_views
+
+    spec = _spec(photos)
+    cfg = QualityViewConfig(patch_size=32, n_aug=1)
+    with count_compiles() as compiles:
+        for step, batch in enumerate(make_local_batches(spec, 0, 6, threads=2)):
+            views, _ = make_quality_views(jax.random.key(step), batch["pixels"], cfg,
+                                          batch.get("valid_hw"), ops=STANDINS)
+            assert views.shape == (4, 4, 32, 32, 6)
+    assert compiles["make_quality_views"] == len(spec.canvases) == 2, compiles
