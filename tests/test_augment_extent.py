@@ -12,7 +12,6 @@ import pytest
 from skimage import data
 
 from reiqa_jax.augment import blur, color_ops, extent, registry, spatial
-from augment_testing import count_compiles
 
 PIC_HW = (57, 83)        # an odd picture ...
 CANVAS_HW = (64, 96)     # ... in a canvas that is larger in both sides
