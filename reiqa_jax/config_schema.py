@@ -37,7 +37,8 @@ _MISSING = object()
 
 @dataclasses.dataclass(frozen=True)
 class Key:
-    """type: 'int', 'float', 'str', 'bool' or 'int_pair' (a tuple of two ints).
+    """type: 'int', 'float', 'str', 'bool', 'int_pair' (a tuple of two ints) or
+    'int_tuple' (a tuple of any number of ints).
     low / high: inclusive bounds; above: exclusive lower bound; choices: the
     values allowed; resume: FIXED, LENGTH or SAFE (module docstring)."""
 
@@ -71,6 +72,10 @@ def IntPair(low=None, **kw) -> Key:
     return Key("int_pair", low=low, **kw)
 
 
+def IntTuple(low=None, **kw) -> Key:
+    return Key("int_tuple", low=low, **kw)
+
+
 KEYS: dict[str, Key] = {
     "seed": Int(0),
     "data": Str(resume=SAFE),  # a CSV / folder of images, or 'skimage'; the list is checked apart
@@ -87,10 +92,11 @@ KEYS: dict[str, Key] = {
     "momentum": Float(0, 1),
     "weight_decay": Float(0),
     "trust_coefficient": Float(above=0),
-    "lr_schedule": Choice("official", "cosine"),
+    "lr_schedule": Choice("official", "cosine", "step"),
     "warmup_epochs": Int(0),
     "warmup_from": Float(0),
     "lr_decay_rate": Float(0, 1),
+    "lr_decay_epochs": IntTuple(1, default=(120, 160)),  # lr_schedule 'step' (PyContrast)
     "queue_size": Int(1),
     "temperature": Float(above=0),
     "ema_momentum": Float(0, 1),
@@ -102,7 +108,11 @@ KEYS: dict[str, Key] = {
     "views.n_distortions": Choice(1, 2),
     "views.schedule": Choice("independent", "balanced"),
     "views.ops": Choice("official", "stand_in"),  # reiqa_jax.augment.op_sets
-    "tile_hw": IntPair(1),
+    "tile_hw": IntPair(1),  # content branch: the canvas pictures are shrunk to fit
+    "canvas.step": Int(1),  # quality branch: whole pictures in canvas classes (data/canvases.py)
+    "canvas.max_side": Int(49),
+    "canvas.min_class": Int(0),
+    "canvas.max_classes": Int(0),
     "dtype": Choice("auto", "float32", "bfloat16"),
     "log_every_steps": Int(1, resume=SAFE),
     "checkpoint_every_steps": Int(1, resume=SAFE),
@@ -114,16 +124,16 @@ KEYS: dict[str, Key] = {
 }
 
 
-def _crop_fits_tile(c) -> str | None:
+def _crop_fits_canvas(c) -> str | None:
+    """Quality branch: the official overlapping offsets exist for the patch,
+    and a crop fits the largest canvas (smaller pictures are cropped as the
+    official CenterCrop does: zero-padded)."""
     if c.branch != "quality":
         return None
-    scale = 2 if c.views.n_scale == 2 else 1
-    side = min(c.tile_hw) // scale
-    if c.views.patch_size > side:
-        where = "the half-size tile that scale 2 is cut from" if scale == 2 else "the tile"
-        return (f"views.patch_size {c.views.patch_size} does not fit {where} "
-                f"({side} pixels on its short side, tile_hw {tuple(c.tile_hw)}); "
-                f"use a patch of at most {side} or a larger tile_hw")
+    if c.views.patch_size > c.canvas.max_side:
+        return (f"views.patch_size {c.views.patch_size} is larger than the largest canvas "
+                f"(canvas.max_side {c.canvas.max_side}), so every crop would be zero padding; "
+                f"use a patch of at most {c.canvas.max_side} or a larger canvas.max_side")
     from reiqa_jax.augment.crops import offset_table
 
     try:
@@ -148,7 +158,7 @@ def _keys_fit_queue(c) -> str | None:
     return None
 
 
-RULES: tuple[Callable[[Any], str | None], ...] = (_has_a_length, _crop_fits_tile,
+RULES: tuple[Callable[[Any], str | None], ...] = (_has_a_length, _crop_fits_canvas,
                                                  _keys_fit_queue)
 
 
@@ -173,20 +183,21 @@ def _type_error(name: str, key: Key, value) -> str | None:
               and math.isfinite(value))
     elif key.type == "str":
         ok = isinstance(value, str)
-    else:  # int_pair
-        ok = (isinstance(value, (tuple, list)) and len(value) == 2
+    else:  # int_pair, int_tuple
+        ok = (isinstance(value, (tuple, list)) and (len(value) == 2 or key.type == "int_tuple")
               and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
     if ok:
         return None
     want = {"int": "an integer", "float": "a finite number", "str": "a string",
-            "bool": "true or false", "int_pair": "two integers like (384, 512)"}[key.type]
+            "bool": "true or false", "int_pair": "two integers like (384, 512)",
+            "int_tuple": "integers like (120, 160)"}[key.type]
     return f"{name} must be {want}, got {value!r}"
 
 
 def _value_error(name: str, key: Key, value) -> str | None:
     if key.choices and value not in key.choices:
         return f"{name} must be one of {', '.join(map(str, key.choices))}; got {value!r}"
-    for v in (value if key.type == "int_pair" else (value,)):
+    for v in (value if key.type in ("int_pair", "int_tuple") else (value,)):
         if key.low is not None and v < key.low:
             return f"{name} must be at least {key.low}, got {value!r}"
         if key.high is not None and v > key.high:

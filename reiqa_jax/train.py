@@ -107,8 +107,9 @@ def make_view_fn(config) -> Callable:
         ops = op_set(config.views.ops)  # a name in reiqa_jax.augment.op_sets
 
         def views(key, batch):
-            v, _ = make_quality_views(key, batch["pixels"], qcfg, batch["valid_hw"],
-                                      batch["transposed"], ops=ops)
+            # No valid_hw: every picture fills the canvas (static sizes).
+            v, _ = make_quality_views(key, batch["pixels"], qcfg, batch.get("valid_hw"),
+                                      batch.get("transposed"), ops=ops)
             v = v.reshape((-1,) + v.shape[2:])  # (b * pairs, P, P, 6), image-major
             return v[..., :3], v[..., 3:]
         return views
@@ -512,33 +513,28 @@ def _write_sample_photos(folder: Path) -> None:
         multihost_utils.sync_global_devices("reiqa-sample-photos")
 
 
-SIZE_CHECK_LIMIT = 5000  # file headers read up front at most (evenly spaced over a larger list)
-
-
-def report_small_pictures(config, paths: list[str]) -> None:
-    """One line on stderr when training pictures are smaller than the tile
-    (mirror-padded to it) or than the largest crop region (the official
-    CenterCrop pads their crops with zeros); quality branch, process 0."""
-    if config.branch != "quality" or jax.process_index() != 0:
+def report_small_pictures(config, paths: list[str], classes) -> None:
+    """One line on stderr (process 0) naming the training pictures that are
+    smaller than the largest scale-1 crop region, so that their crops hold
+    zero padding, as the official CenterCrop's do, and those that cannot be
+    used at all (unreadable header, a side under ``MIN_SIDE``: skipped when
+    drawn). ``classes``: the quality pipeline's canvas classes, whose sizes
+    come from the file headers; None (content branch) reports nothing."""
+    if classes is None or jax.process_index() != 0:
         return
     from reiqa_jax.augment.crops import max_reach
-    from reiqa_jax.data.sources import picture_sizes
 
-    every = max(1, -(-len(paths) // SIZE_CHECK_LIMIT))
-    sizes = picture_sizes(paths[::every])
-    tile = sorted(config.tile_hw)
     region = config.views.patch_size + max_reach(config.views.patch_size)
-    small = {p: hw for p, hw in sizes.items() if sorted(hw)[0] < tile[0] or sorted(hw)[1] < tile[1]}
-    if not small:
-        return
-    tiny = sum(min(hw) < region for hw in small.values())
-    of = (f"the {len(paths)} training images" if every == 1 else
-          f"{len(paths[::every])} training images checked (one in {every} of {len(paths)})")
-    examples = ", ".join(f"{Path(p).name} {hw[1]}x{hw[0]}" for p, hw in list(small.items())[:3])
-    print(f"reiqa train: {len(small)} of {of} are smaller than the {tile[1]}x{tile[0]} tile and "
-          f"are mirror-padded to it; {tiny} of them are under the {region}-pixel crop region, "
-          f"so their crops hold zero padding, as the official CenterCrop's (e.g. {examples})",
-          file=sys.stderr, flush=True)
+    small = [(p, hw) for p, hw in zip(paths, classes.sizes) if hw is not None and min(hw) < region]
+    if small:
+        examples = ", ".join(f"{Path(p).name} {hw[1]}x{hw[0]}" for p, hw in small[:3])
+        print(f"reiqa train: {len(small)} of the {len(paths)} training images are under the "
+              f"{region}-pixel crop region on a side, so their crops hold zero padding, as "
+              f"the official CenterCrop's (e.g. {examples})", file=sys.stderr, flush=True)
+    if classes.unusable:
+        print(f"reiqa train: {classes.unusable} of the {len(paths)} training images have an "
+              f"unreadable header or a side under the size the distortions need; they are "
+              f"skipped when drawn", file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass
@@ -557,14 +553,21 @@ class Plan:
         """1-based epoch of the update that made ``completed`` updates."""
         return (completed - 1) // self.steps_per_epoch + 1
 
-    def announce(self, config) -> None:
-        """The plan on stdout (process 0), and a batch the devices cut down."""
+    def announce(self, config, classes=None) -> None:
+        """The plan on stdout (process 0): its numbers, the canvas classes of whole
+        pictures (``data.canvases``), and a batch the devices cut down."""
         if jax.process_index() != 0:
             return
         print(f"reiqa train: {self.n_images} images, {self.devices} device(s) on "
               f"{jax.process_count()} process(es), {self.global_batch} images "
               f"({self.pairs_per_step} pairs) per step, {self.steps_per_epoch} steps per "
               f"epoch, {self.total_steps} steps", flush=True)
+        if classes is not None:
+            print(f"reiqa train: whole pictures in {len(classes.canvases)} canvas shape(s) "
+                  + ", ".join(f"{h}x{w} ({n})" for (h, w), n in
+                              zip(classes.canvases, classes.counts()))
+                  + (f"; {classes.windowed} picture(s) larger than {config.canvas.max_side} px"
+                     f" cut to a window" if classes.windowed else ""), flush=True)
         if self.global_batch != config.batch_size:
             print(f"reiqa train: batch_size {config.batch_size} is not a multiple of "
                   f"{self.devices} devices; using {self.global_batch} (as the official "
@@ -577,18 +580,31 @@ class Plan:
         return step % every == 0 or step in (1, self.total_steps)
 
 
-def make_plan(config, n_images: int, mesh: Mesh) -> Plan:
+def make_plan(config, n_images: int, mesh: Mesh, steps_per_epoch: int | None = None) -> Plan:
+    """steps_per_epoch: the input pipeline's (canvas classes fill their last
+    steps separately); default ceil(n_images / global batch)."""
     devices = mesh.devices.size
     per_device = config.batch_size // devices
     if per_device < 1:
         raise TrainError(f"batch_size {config.batch_size} is smaller than the {devices} devices")
     global_batch = per_device * devices
-    steps_per_epoch = -(-n_images // global_batch)
+    steps_per_epoch = steps_per_epoch or -(-n_images // global_batch)
     total = config.num_steps or config.num_epochs * steps_per_epoch
     return Plan(n_images=n_images, devices=devices, global_batch=global_batch,
                 local_batch=per_device * jax.local_device_count(),
                 steps_per_epoch=steps_per_epoch, total_steps=total,
                 pairs_per_step=global_batch * pairs_per_image(config))
+
+
+def _input_spec(config, paths: list[str], sizes: Plan):
+    """(InputSpec, canvas classes or None) of this process: which picture
+    feeds which slot of which step (``data.pipeline.make_input_spec``; the
+    batch sizes are those of ``sizes``, the epoch length is the pipeline's)."""
+    from reiqa_jax.data.pipeline import make_input_spec
+
+    return make_input_spec(config, paths, global_batch=sizes.global_batch,
+                           local_batch=sizes.local_batch,
+                           process_offset=jax.process_index() * sizes.local_batch)
 
 
 def state_tree(state: TrainState) -> dict:
@@ -634,18 +650,14 @@ def _batches(prefetch, first_step: int, stop: StopRequest):
         step += 1
 
 
-def _input(config, plan: Plan, paths: list[str], start: int, mesh: Mesh):
+def _input(config, spec, start: int, total_steps: int, mesh: Mesh):
     """This process's batches of steps start + 1 ... as global arrays: decoded
-    ahead by grain, put on the devices ahead by a DevicePrefetcher."""
+    ahead by grain (``spec``: ``data.pipeline.InputSpec``), put on the devices
+    ahead by a DevicePrefetcher."""
     from reiqa_jax.data.device import DevicePrefetcher
-    from reiqa_jax.data.pipeline import InputSpec, make_local_batches
+    from reiqa_jax.data.pipeline import make_local_batches
 
-    spec = InputSpec(paths=tuple(paths), seed=config.seed, global_batch=plan.global_batch,
-                     local_batch=plan.local_batch,
-                     process_offset=jax.process_index() * plan.local_batch,
-                     kind=config.branch, tile_hw=tuple(config.tile_hw),
-                     max_pixels=config.input.max_pixels or None)
-    batches = make_local_batches(spec, start, plan.total_steps, workers=config.input.workers,
+    batches = make_local_batches(spec, start, total_steps, workers=config.input.workers,
                                  threads=config.input.threads)
     with _interrupts_left_to_this_thread(config.input.workers):
         return DevicePrefetcher(batches, NamedSharding(mesh, P(DATA_AXES)),
@@ -731,32 +743,34 @@ def _train(config, workdir: Path, stop: StopRequest) -> int:
     config = check(config)
     images = training_images(config, workdir)
     mesh = make_mesh()
-    plan = make_plan(config, len(images.paths), mesh)
+    sizes = make_plan(config, len(images.paths), mesh)  # batch sizes, checked up front
     if config.init_from:
         check_init_from(config, config.init_from)
-    schedule = optim.make_schedule(config, steps_per_epoch=plan.steps_per_epoch,
-                                   total_steps=plan.total_steps)
-    tx = optim.make_optimizer(config)
     stop.during_start_up()
 
     with contextlib.ExitStack() as run:
         run.enter_context(RunLock(ensure_writable(workdir)))
+        if images.sample_photos:
+            _write_sample_photos(images.sample_photos)
+        spec, classes = _input_spec(config, images.paths, sizes)
+        plan = make_plan(config, len(images.paths), mesh, steps_per_epoch=spec.steps_per_epoch)
+        schedule = optim.make_schedule(config, steps_per_epoch=plan.steps_per_epoch,
+                                       total_steps=plan.total_steps)
+        tx = optim.make_optimizer(config)
         manager = checkpoint_manager(workdir, keep=config.keep_checkpoints)
         run.callback(manager.close)
         latest = manager.latest_step()
         record = resume_record(workdir, config, images=len(images.paths),
                                images_sha256=images.fingerprint, checkpoint_step=latest,
                                total_steps=plan.total_steps)
-        if images.sample_photos:
-            _write_sample_photos(images.sample_photos)
         if latest is None:
-            report_small_pictures(config, images.paths)
-        plan.announce(config)
+            report_small_pictures(config, images.paths, classes)
+        plan.announce(config, classes)
         state, skipped = _initial_state(config, mesh, tx, plan, manager, latest)
         start = int(_host(state.step))
         stop.during_start_up()
 
-        prefetch = _input(config, plan, images.paths, start, mesh)
+        prefetch = _input(config, spec, start, plan.total_steps, mesh)
         run.callback(prefetch.close)
         batches = _batches(prefetch, start + 1, stop)
         if start < plan.total_steps:  # compiled before the first step: see _compile

@@ -21,13 +21,15 @@ def _train(tmp_path, capsys, *args):
 
 BAD_VALUES = [
     ("dtype=float16", "dtype must be one of auto, float32, bfloat16; got 'float16'"),
-    ("lr_schedule=step", "lr_schedule must be one of official, cosine"),
+    ("lr_schedule=linear", "lr_schedule must be one of official, cosine, step"),
     ("optimizer=adam", "optimizer must be one of lars, sgd"),
     ("branch=both", "branch must be one of quality, content"),
     ("model.depth=19", "model.depth must be one of 18, 34, 50, 101; got 19"),
-    ("tile_hw=(100,100)", "views.patch_size 64 does not fit the half-size tile that scale 2 "
-                          "is cut from (50 pixels"),
-    ("views.patch_size=300", "views.patch_size 300 does not fit"),
+    ("views.patch_size=300", "views.patch_size 300 is larger than the largest canvas "
+                             "(canvas.max_side 256)"),
+    ("views.patch_size=2", "views.patch_size 2 is too small for the official overlapping"),
+    ("canvas.max_side=20", "canvas.max_side must be at least 49"),
+    ("lr_decay_epochs=(120,-1)", "lr_decay_epochs must be at least 1"),
     ("tile_hw=(0,96)", "tile_hw must be at least 1"),
     ("num_steps=-5", "num_steps must be at least 0, got -5"),
     ("input.workers=-1", "input.workers must be at least 0, got -1"),

@@ -36,7 +36,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, data):
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    r = tt.run_train(workdir, data, num_epochs=EPOCHS)
+    r = tt.run_train(workdir, data, num_epochs=EPOCHS, keep_checkpoints=20)
     assert r.returncode == 0, r.stderr[-3000:]
     return workdir, r
 
@@ -67,9 +67,9 @@ def test_run_logs_every_step_and_writes_its_record(reference):
     config = json.loads((workdir / "config.json").read_text())
     assert config["model"]["depth"] == 18 and config["views"]["ops"] == "stand_in"
     assert config["record"]["images"] == 11 and config["record"]["changes"] == []
-    # photos narrower than the 96-pixel tile side are named once, up front
-    small = [l for l in r.stderr.splitlines() if "smaller than the 96x64 tile" in l]
-    assert len(small) == 1 and "5 of the 11 training images" in small[0], r.stderr[-2000:]
+    # the file whose header cannot be read is counted once, up front
+    unusable = [l for l in r.stderr.splitlines() if "unreadable header" in l]
+    assert len(unusable) == 1 and "1 of the 11 training images" in unusable[0], r.stderr[-2000:]
     run = json.loads((workdir / "run.json").read_text())
     assert run["devices"] == 1 and "revision" in run["git"]
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
@@ -163,6 +163,35 @@ def test_sigterm_and_sigkill_then_resume_reproduce_the_run(reference, data, tmp_
     assert r.returncode == 0, r.stderr[-3000:]
     assert "continuing from the checkpoint at step" in r.stdout
     assert tt.comparable(tt.metrics(workdir)) == tt.comparable(tt.metrics(reference[0]))
+
+
+def test_resume_where_the_canvas_changes_reproduces_the_run(reference, data, tmp_path):
+    """The photos fill two canvases (two compiled steps): restarting from a
+    checkpoint after which the next step has the other canvas continues
+    exactly as the uninterrupted run."""
+    import shutil
+
+    from reiqa_jax.data import canvases, pipeline, sources
+
+    paths = sources.training_images(str(data))
+    classes = pipeline.quality_classes(pipeline.read_sizes(paths), step=32, max_side=1024,
+                                       min_count=4)
+    plan = canvases.EpochPlan(classes.class_of, len(classes.canvases), 4, 0)
+    assert len(classes.canvases) == 2 and plan.steps_per_epoch == 3
+    ref_dir = reference[0]
+    kept = _checkpoints(ref_dir)
+    changes = [k for k in kept if 0 < k < STEPS and plan.step_class(k) != plan.step_class(k - 1)]
+    assert changes, kept
+    workdir = tmp_path / "resumed"
+    shutil.copytree(ref_dir, workdir)
+    shutil.rmtree(workdir / "model")
+    for step in _checkpoints(workdir):
+        if step > changes[0]:
+            shutil.rmtree(workdir / "checkpoints" / str(step))
+    r = tt.run_train(workdir, data, num_epochs=EPOCHS, keep_checkpoints=20)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"continuing from the checkpoint at step {changes[0]}" in r.stdout
+    assert tt.comparable(tt.metrics(workdir)) == tt.comparable(tt.metrics(ref_dir))
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):

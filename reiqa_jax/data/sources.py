@@ -54,18 +54,3 @@ def fingerprint(paths: list[str], root: str | Path) -> str:
     for path in paths:
         digest.update(os.path.relpath(path, root).encode("utf-8", "surrogateescape") + b"\n")
     return digest.hexdigest()
-
-
-def picture_sizes(paths: list[str]) -> dict[str, tuple[int, int]]:
-    """{path: (height, width)} from the file headers (a fraction of a
-    millisecond each); unreadable files are left out (the pipeline reports
-    them when it meets them)."""
-    from reiqa_jax.images import ImageLoadError, image_size
-
-    sizes = {}
-    for path in paths:
-        try:
-            sizes[path] = image_size(path)
-        except (ImageLoadError, OSError):
-            continue
-    return sizes
