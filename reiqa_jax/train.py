@@ -778,8 +778,8 @@ def _train(config, workdir: Path, stop: StopRequest) -> int:
             if first is None:
                 stop.during_start_up()
                 raise TrainError("the input pipeline stopped before the first step")
-            train_step = _compile(make_train_step(config, mesh, tx, make_view_fn(config)).lower(
-                state, first, np.float32(schedule(start))))
+            train_step = _StepPrograms(make_train_step(config, mesh, tx, make_view_fn(config)))
+            train_step.compile(state, first, np.float32(schedule(start)))
             batches = itertools.chain([first], batches)
         stop.during_start_up()
         save_run_info(workdir, config, record)  # the start has succeeded
@@ -831,6 +831,29 @@ def _train(config, workdir: Path, stop: StopRequest) -> int:
                               meta={"workdir": str(workdir)})
             print(f"reiqa train: finished {step} steps; model -> {out}", flush=True)
         return 0
+
+
+class _StepPrograms:
+    """The train step compiled once per batch shape: whole pictures come in
+    canvas classes of their own sizes (``data/canvases.py``), each a program
+    of its own. Every compilation runs through ``_compile``."""
+
+    def __init__(self, jitted):
+        self._jitted = jitted
+        self._programs = {}
+
+    @staticmethod
+    def _key(batch):
+        return tuple((x.shape, x.dtype) for x in jax.tree.leaves(batch))
+
+    def compile(self, state, batch, lr):
+        key = self._key(batch)
+        if key not in self._programs:
+            self._programs[key] = _compile(self._jitted.lower(state, batch, lr))
+        return self._programs[key]
+
+    def __call__(self, state, batch, lr):
+        return self.compile(state, batch, lr)(state, batch, lr)
 
 
 def _compile(lowered):

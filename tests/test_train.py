@@ -307,7 +307,7 @@ def test_safe_changes_are_taken_and_recorded(reference, data, tmp_path):
     [change] = stored["record"]["changes"]
     assert change["step"] == STEPS and change["keys"] == {
         "checkpoint_every_steps": [2, 1], "data": [str(data), str(moved)],
-        "input.threads": [2, 1], "keep_checkpoints": [2, 3], "log_every_steps": [1, 2],
+        "input.threads": [2, 1], "keep_checkpoints": [20, 3], "log_every_steps": [1, 2],
         "num_epochs": [EPOCHS, EPOCHS + 1]}
     assert json.loads((run / "model" / "reiqa.json").read_text())["meta"]["step"] == STEPS + 3
 
