@@ -3,7 +3,7 @@
 Measures distorted images per second, per op (level cycling 0..4) and for the
 training mix (kinds uniform over 1..26, levels uniform over 0..4), for this
 project (jitted, batched, all cores XLA gives it) and for the CPU references
-in ``tests/reference_*.py`` (``ref_<name>(rng, image_u8, level)``, one image
+in ``reiqa_jax/reference/`` (``ref_<name>(rng, image_u8, level)``, one image
 at a time, as the official data loader calls them), on the same machine in one
 run. Also the full official training sample (``make_quality_views``, recipe
 160/11/2) against the references plus torch interpolate and numpy crops.
@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
 import os
 import statistics
-import sys
 import time
 
 import jax
@@ -30,15 +28,10 @@ import numpy as np
 from skimage import data
 from skimage.transform import resize
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-
-from common import cpu_name, write_block  # noqa: E402  (benchmarks/common.py)
-from reiqa_jax import augment  # noqa: E402
-from reiqa_jax.augment import crops  # noqa: E402
+from common import cpu_name, write_block  # (benchmarks/common.py)
+from reiqa_jax import augment
 
 H, W = 384, 512
-REF_MODULES = ("reference_color", "reference_blur_resize_jpeg", "reference_noise_spatial")
 BEGIN, END = "<!-- augment:begin -->", "<!-- augment:end -->"
 
 
@@ -51,13 +44,9 @@ def photos(n: int) -> np.ndarray:
 
 
 def ref_ops():
-    mods = [importlib.import_module(m) for m in REF_MODULES]
-    table = {}
-    for name in augment.NAMES:
-        for m in mods:
-            if hasattr(m, f"ref_{name}"):
-                table[name] = getattr(m, f"ref_{name}")
-    return table
+    from reiqa_jax.reference import official_ops
+
+    return official_ops()
 
 
 def timed(fn, reps: int) -> float:
@@ -201,7 +190,7 @@ def render(rows, args, batch, reps, mix_n) -> str:
         f"{os.cpu_count()} CPU threads; CPU: {cpu_name()}; load average at the end: {load:.1f}",
         f"- Images 384x512 (H x W) real photos; per op: batch {batch}, levels cycling 0..4; "
         f"mix: {mix_n} images, kinds uniform 1..26, levels uniform 0..4; median of {reps} "
-        "run(s), compile excluded (listed separately). Reference = `tests/reference_*.py` "
+        "run(s), compile excluded (listed separately). Reference = `reiqa_jax/reference/` "
         "(numpy/PIL/scipy, one image at a time, single process).",
         "- Images/s: higher is better; ratio = ours / reference. Ours uses XLA's "
         "intra-op threads (both cores); the references run single-threaded as each "

@@ -25,7 +25,6 @@ import numpy as np
 from flax import nnx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the plain-PyTorch statement of the architecture
 
 from common import best_time, cpu_name  # noqa: E402  (benchmarks/common.py)
 from reiqa_jax.extract import FeatureExtractor  # noqa: E402
@@ -52,7 +51,7 @@ def bench_jax(model, full, half, dtype) -> callable:
 
 def bench_torch(full, half, dtype):
     import torch
-    from torch_reference import ReIQANet
+    from reiqa_jax.reference.torch_model import ReIQANet
 
     device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
     model = ReIQANet().to(device).eval()

@@ -2,7 +2,7 @@
 
 Writes 30 real photos (scikit-image's bundled photos, cropped and scaled to
 30 different sizes between 320x240 and 800x600, JPEG quality 90) and two
-random ResNet-50 Re-IQA models (plain PyTorch, tests/torch_reference.py,
+random ResNet-50 Re-IQA models (plain PyTorch, reiqa_jax/reference/torch_model.py,
 converted with `reiqa convert`), then times, each in a fresh process:
 
 * PyTorch: the released demos' computation for both encoders, image by image
@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the plain-PyTorch statement of the architecture
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import RESULTS, cpu_name, write_block  # noqa: E402  (benchmarks/common.py)
 MARKERS = ("<!-- extract-scale:begin -->", "<!-- extract-scale:end -->")
@@ -84,7 +83,7 @@ def write_photos(folder: Path, count: int) -> list[Path]:
 
 def make_checkpoints(root: Path) -> dict[str, Path]:
     import torch
-    from torch_reference import ReIQANet, randomize
+    from reiqa_jax.reference.torch_model import ReIQANet, randomize
 
     from reiqa_jax.convert import torch_to_reiqa
 

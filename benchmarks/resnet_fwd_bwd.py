@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best_time  # noqa: E402
 
@@ -52,7 +51,7 @@ def ours(depth, x, repeats):
 def torch_side(depth, x, repeats):
     import torch
 
-    from torch_reference import ReIQANet
+    from reiqa_jax.reference.torch_model import ReIQANet
 
     model = ReIQANet(depth, 1, 128)
     x = torch.from_numpy(x)

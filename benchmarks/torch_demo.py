@@ -16,7 +16,6 @@ import json
 import resource
 import sys
 import time
-from pathlib import Path
 
 start = time.perf_counter()
 
@@ -24,8 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from torch_reference import ReIQANet  # noqa: E402
+from reiqa_jax.reference.torch_model import ReIQANet  # noqa: E402
 
 MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
 STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]

@@ -12,7 +12,7 @@ For each device count, in a fresh process (JAX fixes its device count at start):
 * ``split``: the same crops given as one 6-channel array that the step
   splits into queries and keys, as it splits the augmentation's output;
 * ``torch`` (one device only): the official step restated in PyTorch
-  (``tests/reference_moco_torch.py``: shuffle BN, query forward/backward,
+  (``reiqa_jax/reference/moco_torch.py``: shuffle BN, query forward/backward,
   LARS, EMA, queue) on the same ready crops, on CUDA when there is one.
 
     .venv/bin/python benchmarks/train_step.py                       # CPU default below
@@ -157,9 +157,8 @@ def torch_step(args, x1, x2) -> dict:
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from reference_moco_torch import official_step
-    from torch_reference import ReIQANet
+    from reiqa_jax.reference.moco_torch import official_step
+    from reiqa_jax.reference.torch_model import ReIQANet
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = ReIQANet(args.depth, 1, 128).to(device)

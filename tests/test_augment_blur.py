@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import reference_blur_resize_jpeg as ref
+from reiqa_jax.reference import blur_resize_jpeg as ref
 from reiqa_jax.augment import blur
 from augment_testing import counted_jit, photo_crops, psnr, switch_over_levels, to_f32, to_u8
 

@@ -16,7 +16,7 @@ from jax import lax
 from scipy import ndimage
 from skimage import data, filters
 
-import reference_color as ref
+from reiqa_jax.reference import color as ref
 from reiqa_jax.augment import color_ops, sharpen, tone
 from augment_testing import psnr
 

@@ -13,7 +13,7 @@ import torch
 from skimage import data
 
 from reiqa_jax import augment
-from reiqa_jax.augment import crops, quality_views
+from reiqa_jax.augment import crops
 from reiqa_jax.data import tiles
 from augment_testing import STANDINS, count_compiles
 

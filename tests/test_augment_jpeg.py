@@ -10,7 +10,7 @@ import skimage.data
 from jax import lax
 from PIL import Image
 
-import reference_blur_resize_jpeg as ref
+from reiqa_jax.reference import blur_resize_jpeg as ref
 from reiqa_jax.augment import jpeg
 from augment_testing import photo_crops, psnr, to_f32, to_u8
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-import reference_noise_spatial as ref
+from reiqa_jax.reference import noise_spatial as ref
 from reiqa_jax.augment import noise
 from augment_testing import (KEYS_PER_LEVEL, LEVELS, check_traced_levels, level_sweep,
                              psnr as _psnr, switch_dispatch)

@@ -8,7 +8,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-import reference_blur_resize_jpeg as ref
+from reiqa_jax.reference import blur_resize_jpeg as ref
 from reiqa_jax.augment import resize
 from augment_testing import counted_jit, photo_crops, psnr, switch_over_levels, to_f32, to_u8
 

@@ -13,7 +13,7 @@ import pytest
 from scipy import ndimage
 from skimage import data
 
-import reference_noise_spatial as ref
+from reiqa_jax.reference import noise_spatial as ref
 from reiqa_jax.augment import spatial
 from reiqa_jax.augment.interpolate import spline_prefilter_reflect
 from augment_testing import (KEYS_PER_LEVEL, LEVELS, check_traced_levels, count_compiles,

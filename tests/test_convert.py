@@ -19,7 +19,7 @@ import reiqa_jax.convert as convert_module
 from reiqa_jax import cli
 from reiqa_jax.commands.convert import main
 from reiqa_jax.convert import ConversionError, reiqa_to_torch, torch_to_reiqa
-from torch_reference import ReIQANet, randomize, training_checkpoint
+from reiqa_jax.reference.torch_model import ReIQANet, randomize, training_checkpoint
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)

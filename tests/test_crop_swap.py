@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage import data
 
-from reference_dataset_torch import centre_origin, official_views
+from reiqa_jax.reference.dataset_torch import centre_origin, official_views
 from reiqa_jax.augment import quality_views
 from reiqa_jax.augment.quality_views import QualityViewConfig
 

@@ -14,7 +14,7 @@ from PIL import Image
 from bad_inputs import photo
 from reiqa_jax import cli
 from reiqa_jax.extract import IMAGENET_MEAN, IMAGENET_STD
-from torch_reference import ReIQANet, randomize, training_checkpoint
+from reiqa_jax.reference.torch_model import ReIQANet, randomize, training_checkpoint
 
 SIZE = (131, 97)  # odd width and height: the half scale floors both
 # ResNet-50s at an eighth of the width: the released layout (every key of the .pth,

@@ -15,7 +15,7 @@ from reiqa_jax.checkpoint import build_model, expected_shapes
 from reiqa_jax.models import ProjectionHead, ResNet, l2_normalize
 from reiqa_jax.models.resnet import max_pool_3x3_s2
 from model_testing import random_arrays
-from torch_reference import Encoder
+from reiqa_jax.reference.torch_model import Encoder
 
 
 def _photos(h: int, w: int) -> np.ndarray:
@@ -104,7 +104,7 @@ def test_bfloat16_close_to_float32(r50):
     f32 = build_model(arch, arrays)
     b16 = build_model(arch, arrays, dtype=jnp.bfloat16)
     assert b16.encoder.conv1.kernel[...].dtype == jnp.float32  # params stay f32
-    (fa, ha), (fb, hb) = _forward(f32, x), _forward(b16, x)
+    (fa, _), (fb, hb) = _forward(f32, x), _forward(b16, x)
     assert fb.dtype == jnp.float32 and hb.dtype == jnp.float32
     assert np.all(np.isfinite(fb)) and np.all(np.isfinite(hb))
     fa, fb = np.asarray(fa), np.asarray(fb)

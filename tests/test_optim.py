@@ -10,7 +10,7 @@ import pytest
 import torch
 from ml_collections import ConfigDict
 
-from reference_moco_torch import lars_step
+from reiqa_jax.reference.moco_torch import lars_step
 from reiqa_jax.config_file import load_config
 from reiqa_jax import optim
 

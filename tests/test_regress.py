@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 
 from reiqa_jax import cli
 from scoring_testing import linear_data, write_npz

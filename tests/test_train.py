@@ -92,7 +92,7 @@ def test_trained_model_is_read_by_extract_export_and_convert(reference, data, tm
     import torch
 
     from reiqa_jax.checkpoint import load_model, load_training_state, model_arrays, read_header
-    from torch_reference import ReIQANet
+    from reiqa_jax.reference.torch_model import ReIQANet
 
     workdir, _ = reference
     header = read_header(workdir / "model")

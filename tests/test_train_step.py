@@ -15,7 +15,6 @@ permutation, on one device and on two devices with shuffle BN.
   percent in float64 PyTorch itself), so the float32 run is not asked to
   reproduce them; the float64 run is.
 """
-import os
 
 import jax
 import numpy as np
@@ -23,12 +22,12 @@ import pytest
 import torch
 from skimage import data
 
-from reference_moco_torch import official_step
+from reiqa_jax.reference.moco_torch import official_step
 from reiqa_jax import moco, optim, train
 from reiqa_jax.config_file import load_config
 from reiqa_jax.convert import torch_to_reiqa
 from reiqa_jax.torch_layout import flatten, model_layout, torch_from_ours
-from torch_reference import ReIQANet, randomize, training_checkpoint
+from reiqa_jax.reference.torch_model import ReIQANet, randomize, training_checkpoint
 
 DEPTH, WIDTH, FEAT, K, P = 18, 0.25, 16, 64, 96
 

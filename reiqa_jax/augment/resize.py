@@ -44,7 +44,6 @@ the device (``resize_valid.py``), one program per level behind a switch.
 
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax

@@ -56,7 +56,7 @@ def official_step(model, model_ema, queue, pointer, x1, x2, perm, mus, *, lr,
     """One official iteration on a node of G = len(x1) GPUs.
 
     Args:
-      model, model_ema: ReIQANet (tests/torch_reference.py); updated in place.
+      model, model_ema: ReIQANet (reiqa_jax/reference/torch_model.py); updated in place.
         Their BatchNorm buffers are GPU 0's; GPU g's copies start equal.
       queue: (K, D) memory, updated in place; pointer: int.
       x1, x2: lists of G (b, 3, P, P) query / key crops.
