@@ -14,8 +14,10 @@ import pytest
 import train_testing as tt
 
 # One epoch (3 steps) pins the process split: which images make each step and
-# every random draw of it.
+# every random draw of it. One canvas: one compiled step per process (the
+# canvas changes are tested in test_train.py).
 EPOCHS = 1
+ONE_CANVAS = {"canvas.max_classes": 1}
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +38,10 @@ def _processes(workdir, data, n, *extra, **config):
 
 def test_two_processes_give_the_losses_of_one_process_with_two_devices(data, tmp_path):
     single = tt.run_train(tmp_path / "single", data, devices=2, shuffle_bn="global",
-                          num_epochs=EPOCHS)
+                          num_epochs=EPOCHS, **ONE_CANVAS)
     assert single.returncode == 0, single.stderr[-3000:]
-    procs = _processes(tmp_path / "multi", data, 2, shuffle_bn="global", num_epochs=EPOCHS)
+    procs = _processes(tmp_path / "multi", data, 2, shuffle_bn="global", num_epochs=EPOCHS,
+                       **ONE_CANVAS)
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
@@ -56,7 +59,7 @@ def test_a_dead_peer_stops_the_survivor(data, tmp_path):
     workdir = tmp_path / "dead"
     # the step compiled by the test above (same shapes and shuffle mode): a cache hit
     procs = _processes(workdir, data, 2, "--heartbeat_timeout", "10", num_epochs=200,
-                       checkpoint_every_steps=1000, shuffle_bn="global")
+                       checkpoint_every_steps=1000, shuffle_bn="global", **ONE_CANVAS)
     start = time.time()
     while len(tt.metrics(workdir)) < 2:
         assert procs[0].poll() is None and time.time() - start < 300, procs[0].stderr.read()
