@@ -1,11 +1,7 @@
-"""Dead-leaves training pictures and the ``synthetic:N`` data source."""
-import os
-
+"""Dead-leaves training pictures (reiqa_jax.data.synthetic)."""
 import numpy as np
 import pytest
-from PIL import Image
 
-from reiqa_jax.data import sources
 from reiqa_jax.data.synthetic import DeadLeavesParams, dead_leaves, dead_leaves_set, rng_for
 
 
@@ -64,25 +60,3 @@ def test_supersampling_smooths_edges():
     smooth = dead_leaves(rng_for(0, 1), (96, 128))
     # anti-aliased edges have intermediate values: more distinct grey levels per edge
     assert len(np.unique(smooth)) >= len(np.unique(sharp))
-
-
-def test_synthetic_source_writes_once_and_reads_back(tmp_path, monkeypatch):
-    monkeypatch.setenv(sources.SYNTHETIC_ENV, str(tmp_path))
-    paths = sources.training_images("synthetic:3:64x48")
-    assert [os.path.basename(p) for p in paths] == ["0000000.png", "0000001.png", "0000002.png"]
-    assert all(p.startswith(str(tmp_path)) for p in paths)
-    first = np.asarray(Image.open(paths[1]))
-    np.testing.assert_array_equal(first, dead_leaves(rng_for(sources.SYNTHETIC_SEED, 1), (48, 64)))
-    stamps = [os.stat(p).st_mtime_ns for p in paths]
-    again = sources.training_images("synthetic:4:64x48")   # the first 3 are reused
-    assert again[:3] == paths and [os.stat(p).st_mtime_ns for p in paths] == stamps
-    assert sources.parse_synthetic("synthetic:10") == (10, (384, 512))
-
-
-@pytest.mark.parametrize("spec, message", [
-    ("synthetic:", "write synthetic:N"), ("synthetic:5:64", "write synthetic:N"),
-    ("synthetic:0", "at least 1"), ("synthetic:5:16x16", "at least 32 x 32")])
-def test_synthetic_source_refuses_bad_specs_in_one_line(spec, message):
-    with pytest.raises(sources.DataError, match=message) as info:
-        sources.training_images(spec)
-    assert "\n" not in str(info.value)

@@ -7,6 +7,10 @@
   ``reiqa_jax.inputs``) whose relative paths are resolved against the CSV's
   own folder;
 * a folder searched recursively for image files (sorted);
+* ``skimage:NAME,NAME,...``: those photos bundled with scikit-image
+  (``reiqa_jax.data.sample_photos``), their shorter side brought down to 384
+  pixels when longer (so a 384 x 512 or smaller training window sees a good
+  part of each), written once as PNG files to the cache folder below;
 * ``synthetic:N`` or ``synthetic:N:WIDTHxHEIGHT``: N procedural dead-leaves
   pictures (``reiqa_jax.data.synthetic``; default 512x384, the size of the
   official KADIS-700k training pictures). They are drawn from a fixed seed,
@@ -14,7 +18,12 @@
   N of ``synthetic:M`` for M > N. They are written once as PNG files to
   ``$REIQA_JAX_SYNTHETIC_DIR``, else ``$XDG_CACHE_HOME/reiqa-jax/synthetic``,
   else ``~/.cache/reiqa-jax/synthetic`` (one folder per size and generator
-  version), in parallel over the CPU cores, and reused by later runs.
+  version), in parallel over the CPU cores, and reused by later runs;
+* any of these followed by ``*K``: its list K times over (a small set
+  sampled as often as a larger one, with K times longer epochs);
+* several of these joined by ``+`` (``synthetic:100*4+skimage:moon,grass``):
+  their lists one after the other. A path that exists as written is never
+  split at ``+`` or ``*``.
 """
 from __future__ import annotations
 
@@ -98,13 +107,78 @@ def synthetic_images(n: int, hw: tuple[int, int], *, processes: int | None = Non
     return paths
 
 
+def _parts(data: str) -> list[tuple[str, int]] | None:
+    """``A*K+B`` -> [(A, K), (B, 1)]; None when ``data`` is one plain source."""
+    if Path(data).expanduser().exists() or not re.search(r"[+]|\*\d+$", data):
+        return None
+    parts = []
+    for part in data.split("+"):
+        match = re.fullmatch(r"(.*)\*(\d+)", part)
+        if match and not Path(part).expanduser().exists():
+            if int(match.group(2)) < 1:
+                raise DataError(f"training data {data!r}: repeat counts must be at least 1")
+            parts.append((match.group(1), int(match.group(2))))
+        else:
+            parts.append((part, 1))
+    return parts
+
+
+def bundled_images(names: list[str], *, shorter: int = 384) -> list[str]:
+    """Paths of scikit-image's bundled photos ``names`` (shorter side at most
+    ``shorter``), written to the cache folder where missing."""
+    from PIL import Image
+
+    from reiqa_jax.data.sample_photos import load_sample_photo
+
+    folder = synthetic_dir((0, 0)).parent / f"skimage-{shorter}"
+    paths = []
+    for name in names:
+        path = folder / f"{name}.png"
+        if not path.exists():
+            try:
+                image = Image.fromarray(load_sample_photo(name))
+            except (AttributeError, ValueError, OSError):
+                raise DataError(f"scikit-image has no bundled photo {name!r}") from None
+            scale = shorter / min(image.size)
+            if scale < 1:
+                image = image.resize((round(image.size[0] * scale),
+                                      round(image.size[1] * scale)), Image.BICUBIC)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f"{name}.{os.getpid()}.tmp.png"
+            image.save(tmp)
+            os.replace(tmp, path)
+        paths.append(str(path))
+    return paths
+
+
+def count_images(data: str) -> int:
+    """How many images ``data`` names, without making synthetic pictures."""
+    parts = _parts(data)
+    if parts is not None:
+        return sum(count_images(part) * k for part, k in parts)
+    synthetic = parse_synthetic(data)
+    if synthetic is not None:
+        return synthetic[0]
+    if data.startswith("skimage:"):
+        return len([n for n in data.split(":", 1)[1].split(",") if n])
+    return len(training_images(data))
+
+
 def training_images(data: str) -> list[str]:
-    """Paths of the training images named by ``data`` (CSV, folder or synthetic:N), in order."""
+    """Paths of the training images named by ``data`` (module docstring), in order."""
     from reiqa_jax.inputs import InputError, expand_inputs
 
     if not data:
         raise DataError("no training data: set --config.data to a CSV (column Image_path), "
                         "an image folder or synthetic:N")
+    parts = _parts(data)
+    if parts is not None:
+        return [p for part, k in parts for p in training_images(part) * k]
+    if data.startswith("skimage:"):
+        names = [n for n in data.split(":", 1)[1].split(",") if n]
+        if not names:
+            raise DataError(f"training data {data!r}: name the photos, e.g. skimage:moon,grass")
+        return bundled_images(names)
     synthetic = parse_synthetic(data)
     if synthetic is not None:
         return synthetic_images(*synthetic)
