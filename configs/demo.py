@@ -18,9 +18,10 @@ that the demo never reports (``benchmarks/demo_sweep.py``; its table is in
 | warmup_from | 0.0 | 0.01 | from zero, as a per-step warmup does |
 | queue_size | 480 | 65536 | 5 steps of keys (8 x 12 pairs each): the official queue holds 65,536 / (630 x 24) = 4.3 steps |
 | ema_momentum | 0.99 | 0.999 | the key encoder must follow within ~100 steps, not ~1,000 |
-| views.patch_size | 64 | 160 | crops 64 x 64 from 192 x 256 tiles: the same crop-to-picture ratio as 160 from 512 x 384 roughly |
+| views.patch_size | 64 | 160 | crops 64 x 64 from 192 x 256 pictures: roughly the crop-to-picture ratio of 160 from 512 x 384 |
 | views.n_aug | 5 | 11 | pristine + 5 distorted versions x 2 scales = 12 crop pairs per picture |
-| tile_hw | (192, 256) | (384, 512) | the training pictures' size (dead leaves drawn at 256 x 192; the bundled pictures are windows) |
+| canvas.max_side | 256 | 1024 | the dead leaves are drawn at 256 x 192; the bundled pictures (shorter side 384) are cut to random 256-pixel windows |
+| canvas.max_classes | 1 | 8 | every picture in one 256 x 256 canvas: one compiled step (each compilation costs ~1 min here) |
 | checkpoint_every_steps | 150 | 500 | a checkpoint at 25, 50, 75 and 100 % of the run: the demo's learning curve exports them |
 | keep_checkpoints | 8 | 3 | all of them kept |
 | input.workers | 0 | 8 | 2 cores: decoding in threads beside the step, no worker processes |
@@ -67,7 +68,8 @@ def get_config():
     c.ema_momentum = 0.99
     c.views.patch_size = 64
     c.views.n_aug = 5
-    c.tile_hw = (192, 256)
+    c.canvas.max_side = 256
+    c.canvas.max_classes = 1
     c.log_every_steps = 10
     c.checkpoint_every_steps = STEPS // 4
     c.keep_checkpoints = 8

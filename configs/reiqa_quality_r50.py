@@ -9,6 +9,16 @@ ResNet-50 + MLP head (128-d), MoCo-v2 memory of 65,536 keys, T = 0.2, EMA
 from 0.01 and the per-epoch cosine; 630 images per step (int(630 / devices)
 per device), each giving 2 scales x (11 distorted + pristine) crop pairs of
 160 x 160. Shuffle BN within each host, the official aliased crop swap.
+Whole pictures, as the official loader takes them: distorted at their own
+size, scale 2 from the whole distorted stack, crops drawn over the picture.
+
+Our choices (the rest is the official recipe): ``dtype='auto'`` computes in
+bfloat16 on GPU/TPU (speed; the official trains in float32:
+``--config.dtype=float32`` is the faithful run); ``canvas``: jit compiles
+one program per shape, so a step takes pictures of one canvas class
+(``reiqa_jax/data/canvases.py``: at most 8 shapes; pictures above 1024 px a
+side are cut to a random window); an epoch is then sum over classes of
+ceil(n / batch) steps.
 
   reiqa train --config configs/reiqa_quality_r50.py --workdir runs/quality \
       --config.data=moco_train.csv
@@ -39,6 +49,7 @@ def get_config():
     c.warmup_epochs = 5
     c.warmup_from = 0.01
     c.lr_decay_rate = 0.1         # cosine floor = learning_rate * lr_decay_rate**3
+    c.lr_decay_epochs = (120, 160)  # PyContrast's milestones (lr_schedule='step' only)
 
     c.queue_size = 65536
     c.temperature = 0.2
@@ -48,8 +59,16 @@ def get_config():
     c.views = ml_collections.ConfigDict(dict(
         patch_size=160, n_aug=11, n_scale=2, n_distortions=1,
         schedule="independent",   # official per-picture shuffle of the 26 kinds
-        ops=""))                  # '' = the 26 official distortions; 'module:NAME' = others
-    c.tile_hw = (384, 512)        # host tiles (see reiqa_jax/data/tiles.py)
+        ops="official"))          # distortion set (reiqa_jax/augment/op_sets.py): 'official', 'stand_in'
+    # Whole pictures, as the official loader (reiqa_jax/data/canvases.py): each
+    # picture at its own size in a canvas of its class; one compiled step per
+    # canvas. Pictures with a side above max_side are cut to a random window.
+    c.canvas = ml_collections.ConfigDict(dict(
+        step=32,                  # canvas sides are multiples of this
+        max_side=1024,            # the largest canvas side
+        min_class=0,              # fewest pictures per canvas (0 = the global batch)
+        max_classes=8))           # most canvases (compiled steps)
+    c.tile_hw = (384, 512)        # content branch only: the canvas pictures are shrunk to fit
     c.dtype = "auto"              # bfloat16 compute on GPU/TPU, float32 on CPU
 
     c.log_every_steps = 10        # the official print_freq

@@ -3,7 +3,7 @@
 The official quality recipe scaled down: ResNet-18 at a quarter width,
 photos bundled with scikit-image (``data='skimage'``: written to
 WORKDIR/photos), 4 images per step, 5 distorted versions + pristine at 2
-scales (12 crop pairs of 64 x 64 per image) from 192 x 256 tiles, a queue of
+scales (12 crop pairs of 64 x 64 per image) from 256 x 256 windows, a queue of
 1,024 keys, LARS at the official rate 12 with a one-epoch warmup, and an EMA
 of 0.99 (0.999 lets the key encoder move too little in a run this short).
 Used by the tests and by ``reiqa demo``.
@@ -25,7 +25,7 @@ def get_config():
     c.queue_size = 1024
     c.views.patch_size = 64
     c.views.n_aug = 5
-    c.tile_hw = (192, 256)
+    c.canvas.max_side = 256       # 256 x 256 windows of the photos (speed; the recipe takes them whole)
     c.log_every_steps = 2
     c.checkpoint_every_steps = 4
     c.keep_checkpoints = 2

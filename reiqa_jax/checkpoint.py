@@ -16,9 +16,10 @@ Layout of a checkpoint directory ``D``::
 nnx.BatchStat)`` as nested dicts with string keys (list indices become "0",
 "1", ...), all float32. ``opt_momentum`` has exactly the params' tree and
 shapes: the official LARS buffer ``mu`` (``mu = m*mu + dp; p -= lr*mu``),
-i.e. the ``trace`` of the optax chain in NOTES.md, with the learning rate
-*not* folded in. ``epoch`` is the last *completed* epoch (the official
-trainer saves after epoch e and resumes at e + 1). The queue's write
+which is the ``optax.trace`` state of the trainer's optimizer chain
+(:mod:`reiqa_jax.optim`), with the learning rate *not* folded in.
+``epoch`` is the last *completed* epoch (the official trainer saves after
+epoch e and resumes at e + 1). The queue's write
 pointer is not stored (the official code does not save it either).
 
 ``reiqa.json`` is written last, so a directory without it is incomplete.
@@ -41,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from reiqa_jax.errors import ReiqaError
 from reiqa_jax.models import ReIQAModel
 from reiqa_jax.models.resnet import STAGES
 from reiqa_jax.torch_layout import flatten, nest, unflatten_like
@@ -52,8 +54,17 @@ STATE_NAME = "state"
 ITEMS = ("model", "ema_model", "queue", "opt_momentum")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ReiqaError, ValueError):
     """A checkpoint is missing, not ours, or does not fit its architecture."""
+
+
+class WrongBranch(CheckpointError):
+    """The checkpoint's ``reiqa.json`` says it holds the other encoder
+    (``found``: "quality" or "content") than the one asked for."""
+
+    def __init__(self, message: str, found: str):
+        super().__init__(message)
+        self.found = found
 
 
 # ----------------------------------------------------------------------------
@@ -287,8 +298,14 @@ def save_model(directory, model: ReIQAModel, *, meta: Mapping | None = None,
 # ----------------------------------------------------------------------------
 # load
 
-def read_header(directory) -> dict:
-    """The parsed ``reiqa.json`` of a checkpoint; CheckpointError if not one."""
+def read_header(directory, *, branch: str | None = None) -> dict:
+    """The parsed ``reiqa.json`` of a checkpoint; CheckpointError if not one.
+
+    branch: "quality" or "content", the encoder the caller wants; a checkpoint
+    whose ``meta.branch`` (written by ``reiqa train`` / ``reiqa export``)
+    names the other one raises :class:`WrongBranch`. Checkpoints that do not
+    say (converted ones) are taken as given.
+    """
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise CheckpointError(f"no checkpoint directory at {directory}")
@@ -317,25 +334,28 @@ def read_header(directory) -> dict:
         raise CheckpointError(f"{path}: epoch {epoch!r} is not an integer")
     if not isinstance(header.get("meta", {}), dict):
         raise CheckpointError(f"{path}: meta is not a JSON object")
+    found = header.get("meta", {}).get("branch")
+    if branch is not None and isinstance(found, str) and found != branch:
+        raise WrongBranch(f"{directory} is a {found} encoder (its {JSON_NAME} says branch: "
+                          f"{found}), not a {branch} one", found)
     return header
 
 
 def _restore(directory, names, present) -> dict[str, dict]:
-    """Restore items ``names`` (of the ``present`` ones) as nested numpy dicts."""
+    """Restore items ``names`` (of the ``present`` ones) as nested numpy dicts.
+
+    Without a target tree orbax restores each item as it was saved, as numpy
+    arrays, reading its metadata once; the callers check the arrays against
+    the architecture.
+    """
     import orbax.checkpoint as ocp
 
     state_dir = os.path.join(os.path.abspath(os.fspath(directory)), STATE_NAME)
     _quiet_closed_loop_callbacks()  # before reading: the callbacks can beat the error
     try:
         with _checkpointer(present) as ck:
-            md = ck.metadata(state_dir).item_metadata
-            abstract = {}
-            for name in names:
-                tree = md[name].tree
-                abstract[name] = jax.tree.map(
-                    lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), tree)
             restored = ck.restore(state_dir, args=ocp.args.Composite(
-                **{n: ocp.args.StandardRestore(abstract[n]) for n in names}))
+                **{n: ocp.args.StandardRestore() for n in names}))
     except CheckpointError:
         raise
     except Exception as e:  # orbax raises many types; keep the message one line
@@ -373,14 +393,16 @@ def _flat_item(item) -> dict[str, dict[str, np.ndarray]]:
             for coll, tree in item.items()}
 
 
-def load_model(directory, *, dtype=jnp.float32) -> ReIQAModel:
+def load_model(directory, *, dtype=jnp.float32, branch: str | None = None) -> ReIQAModel:
     """Load the (online) model of a checkpoint, in eval mode.
 
     dtype: compute dtype of the encoder (params are float32 regardless).
+    branch: the encoder wanted, "quality" or "content" (see :func:`read_header`).
     Raises CheckpointError (one line) if ``directory`` is missing, is not a
-    reiqa-jax checkpoint, or its arrays do not fit the recorded architecture.
+    reiqa-jax checkpoint, holds the other branch's encoder, or its arrays do
+    not fit the recorded architecture.
     """
-    header = read_header(directory)
+    header = read_header(directory, branch=branch)
     arrays = _flat_item(_restore(directory, ["model"], header["items"])["model"])
     return build_model(header["arch"], arrays, dtype, where=f"{directory}: ")
 

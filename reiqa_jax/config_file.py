@@ -3,8 +3,10 @@
 ``--config.KEY=VALUE`` overrides from the command line.
 
 A config is named by its path (``configs/smoke.py``) or by its name
-(``smoke``: ``configs/smoke.py`` of the current directory, else of the
-source checkout this package runs from). While a config file runs, its
+(``smoke``: ``configs/smoke.py`` of the current directory, else the one the
+package ships: ``configs/`` of the repository is installed inside the
+package as ``reiqa_jax/configs``, see setup.py, and a source checkout reads
+it in place). While a config file runs, its
 folder is on ``sys.path``, so configs build on each other by importing their
 siblings (``import reiqa_quality_r50``).
 """
@@ -17,9 +19,16 @@ from pathlib import Path
 
 import ml_collections
 
+from reiqa_jax.errors import ReiqaError
 
-class ConfigError(ValueError):
+
+class ConfigError(ReiqaError, ValueError):
     """A config cannot be found, loaded or overridden; the message is one line."""
+
+
+_PACKAGE = Path(__file__).resolve().parent
+# installed (wheel, pip install .): inside the package; a source checkout: beside it
+SHIPPED = (_PACKAGE / "configs", _PACKAGE.parent / "configs")
 
 
 def find_config(name: str) -> Path:
@@ -28,7 +37,7 @@ def find_config(name: str) -> Path:
         if not path.is_file():
             raise ConfigError(f"config file {name} does not exist")
         return path
-    for folder in (Path.cwd() / "configs", Path(__file__).resolve().parent.parent / "configs"):
+    for folder in (Path.cwd() / "configs", *SHIPPED):
         candidate = folder / f"{name}.py"
         if candidate.is_file():
             return candidate
@@ -37,8 +46,9 @@ def find_config(name: str) -> Path:
 
 
 def available_configs() -> list[str]:
-    folder = Path(__file__).resolve().parent.parent / "configs"
-    return sorted(p.stem for p in folder.glob("*.py")) if folder.is_dir() else []
+    """Names of the configs the package ships."""
+    folder = next((f for f in SHIPPED if f.is_dir()), None)
+    return sorted(p.stem for p in folder.glob("*.py")) if folder else []
 
 
 def load_config(name: str) -> ml_collections.ConfigDict:

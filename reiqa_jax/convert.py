@@ -1,8 +1,8 @@
 """Convert official Re-IQA PyTorch checkpoints to ours and back.
 
-``reiqa convert SRC OUT [--ema] [--to-torch]`` (the parser is in
-``reiqa_jax/commands/convert.py``; ``tools/convert_torch_ckpt.py`` and
-:func:`main` are the same command).
+The command ``reiqa convert SRC OUT [--ema] [--to-torch]`` (also
+``tools/convert_torch_ckpt.py``) is ``reiqa_jax/commands/convert.py``; this
+module is the conversion itself.
 
 torch -> ours (default): SRC is a ``.pth`` read with ``torch.load(...,
 weights_only=True)`` (a file that needs arbitrary code to unpickle is
@@ -38,18 +38,16 @@ prefix), ``'contrast': {'memory'}``, ``'epoch'`` when present, and an
 hyper-parameters recorded at import, else lr 0, wd 1e-4, momentum 0.9,
 trust 1e-3 — the official trainer resets lr every epoch anyway).
 
-Errors print one line on stderr and exit with status 2; nothing is written
-then. The source and the output folder are checked before anything is read.
-SIGINT / SIGTERM stop the conversion at the next step and remove whatever it
-wrote (exit status 130 / 143). torch's warnings are not shown.
+Errors raise :class:`ConversionError` (one line); nothing is written then.
+The output folder is checked before the source is read. Both directions take
+a ``check`` hook, called between their steps, that may stop the conversion
+(the command stops there on SIGINT / SIGTERM). torch's warnings are not shown.
 """
 from __future__ import annotations
 
 import os
 import pickle
 import re
-import shutil
-import sys
 import tempfile
 import warnings
 import zipfile
@@ -63,7 +61,7 @@ from reiqa_jax import torch_layout as tl
 from reiqa_jax.checkpoint import (CheckpointError, build_model, expected_shapes, few,
                                   load_model, load_training_state, model_arrays,
                                   read_header, save_model, tree_mismatch)
-from reiqa_jax.errors import error, one_line
+from reiqa_jax.errors import ReiqaError, one_line
 
 DEFAULT_FEAT_DIM = 128
 HEAD_SEED = 0
@@ -73,7 +71,7 @@ LARS_DEFAULTS = {"lr": 0.0, "weight_decay": 1e-4, "momentum": 0.9,
 _BUFFER_NAMES = ("mu", "momentum_buffer")
 
 
-class ConversionError(ValueError):
+class ConversionError(ReiqaError, ValueError):
     """The source cannot be converted; nothing was written."""
 
 
@@ -81,8 +79,9 @@ def _torch():
     try:
         import torch
     except ImportError:
-        raise ConversionError("PyTorch is needed to read or write .pth files: "
-                              "pip install 'reiqa-jax[torch]'") from None
+        raise ConversionError("PyTorch is needed to read or write .pth files; its CPU build "
+                              "is enough: pip install torch --index-url "
+                              "https://download.pytorch.org/whl/cpu") from None
     return torch
 
 
@@ -93,6 +92,18 @@ def _is_torch_file(path: str) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(2)
     return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def prepare_output(out) -> None:
+    """Makes OUT's folder and proves it writable, before anything is read."""
+    parent = os.path.dirname(os.path.abspath(os.fspath(out)))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise ConversionError(f"cannot write into {parent}: "
+                              f"{one_line(e, first_line=True)}") from None
 
 
 def load_pth(path) -> Any:
@@ -396,82 +407,3 @@ def reiqa_to_torch(ckpt_dir, out_pth, *, check: Callable[[], None] | None = None
         if os.path.exists(tmp):
             os.remove(tmp)
     return out_pth
-
-
-# ----------------------------------------------------------------------------
-# command line
-
-def prepare_output(out) -> None:
-    """Makes OUT's folder and proves it writable, before anything is read."""
-    parent = os.path.dirname(os.path.abspath(os.fspath(out)))
-    try:
-        os.makedirs(parent, exist_ok=True)
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as e:
-        raise ConversionError(f"cannot write into {parent}: "
-                              f"{one_line(e, first_line=True)}") from None
-
-
-class Interrupted(Exception):
-    """A signal asked the conversion to stop."""
-
-
-def convert(src, out, *, ema: bool = False, to_torch: bool = False,
-            prog: str = "reiqa convert") -> int:
-    """The ``reiqa convert`` command: 0 on success, 2 on error, 128 + signal if stopped."""
-    from reiqa_jax.interrupts import StopSignals
-
-    out = os.fspath(out)
-    tmp = f"{out}.tmp-{os.getpid()}"
-    was_empty_dir = os.path.isdir(out) and not os.listdir(out)
-    fresh = was_empty_dir or not os.path.exists(out)
-
-    def remove(path):
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        elif os.path.lexists(path):
-            os.remove(path)
-
-    with StopSignals(prog, "stopping after the current step",
-                     on_second=lambda: remove(tmp), verbose=sys.stderr.isatty()) as stop:
-        def check():
-            if stop.received:
-                raise Interrupted
-
-        try:
-            if to_torch:
-                if ema:
-                    raise ConversionError("--ema applies to torch -> ours only "
-                                          "(--to-torch writes 'model_ema' when present)")
-                written = reiqa_to_torch(src, out, check=check)
-            else:
-                written = torch_to_reiqa(src, out, ema=ema, check=check)
-            check()
-        except Interrupted:
-            remove(tmp)
-            if fresh:
-                remove(out)
-                if was_empty_dir:
-                    os.mkdir(out)
-            print(f"{prog}: interrupted by {stop.name}; nothing written", file=sys.stderr)
-            return stop.exit_status
-        except (ConversionError, CheckpointError) as e:
-            return error(prog, one_line(e, first_line=True))
-    print(f"wrote {written}")
-    return 0
-
-
-def main(argv=None, *, prog: str | None = None) -> int:
-    """``convert SRC OUT [--ema] [--to-torch]`` as a program of its own (same as ``reiqa convert``).
-
-    prog: program name for the usage line (e.g. ``"reiqa convert"``).
-    """
-    import argparse
-
-    from reiqa_jax.commands import convert as command
-
-    parser = argparse.ArgumentParser(prog=prog, description=command.DESCRIPTION)
-    command.add_arguments(parser)
-    args = parser.parse_args(argv)
-    return convert(args.src, args.out, ema=args.ema, to_torch=args.to_torch, prog=parser.prog)

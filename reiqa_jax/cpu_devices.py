@@ -1,18 +1,16 @@
 """Two CPU devices for inference commands, so that two programs run at once.
 
 XLA's CPU backend runs one program at a time per device, and with YNNPACK's
-convolutions (XLA's default on CPU, jax 0.10.2) one ResNet forward pass does
-not keep all cores busy. Two virtual CPU devices over the same cores run two
-programs side by side (or the two halves of one program:
-:mod:`reiqa_jax.extract` runs both encoders as one program over two
-devices): on the project's 2-core machine the quality and content encoders
-on one device each extracted a mixed-size folder 1.3-1.6x faster than one
-after the other on one device (three runs of ``benchmarks/extract_devices.py``
-on 2026-11-30). Since most steps now compile with XLA's own convolutions
-(``NO_YNNPACK`` in :mod:`reiqa_jax.extract`), which keep both cores busy, the
-gain there is about nil (1.02x, 17:32 UTC); it remains for the steps that keep
-YNNPACK (large images, ``low_memory``) and costs nothing. Three or four
-devices gave no more in a one-off check.
+convolutions (XLA's default on CPU) one ResNet forward pass does not keep
+all cores busy. Two virtual CPU devices over the same cores run two programs
+side by side (or the two halves of one program: :mod:`reiqa_jax.extract`
+runs both encoders as one program over two devices), so the quality and
+content encoders run at the same time instead of one after the other. Steps
+compiled with XLA's own convolutions (``NO_YNNPACK`` in
+:mod:`reiqa_jax.extract`) keep all cores busy on their own and gain little
+from this; the steps that keep YNNPACK (large images, ``low_memory``) gain,
+and it costs nothing. ``benchmarks/extract_devices.py`` measures it (figures
+in ``benchmarks/RESULTS.md``).
 
 :func:`use_cpu_devices` sets this up for ``reiqa extract`` / ``score`` /
 ``evaluate``; it must run before JAX initialises its backends and leaves a

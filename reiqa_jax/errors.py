@@ -4,6 +4,9 @@
   returns the exit status (2 by default: a usage error, nothing computed).
 * ``one_line(exc)``: an exception's message on one line, to put into such a
   message or into another exception's.
+* ``ReiqaError``: the base of every error a user can fix or must be told
+  about. It carries the one-line message and the exit status, so a command
+  catches the base and reports it with ``error(prog, str(exc), exc.status)``.
 
 Standard library only, so command modules import it at the top.
 """
@@ -11,6 +14,14 @@ import re
 import sys
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class ReiqaError(Exception):
+    """A failure reported to the user as one line; ``status`` is the exit
+    status a command returns for it (2: bad input or usage, nothing computed;
+    1: a run that failed on the way)."""
+
+    status: int = 2
 
 
 def error(prog: str, message: str, status: int = 2) -> int:

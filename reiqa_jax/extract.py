@@ -62,7 +62,7 @@ from reiqa_jax.buckets import (bucket_shape, cut_height, fits_canvas, images_per
 from reiqa_jax.compile_cache import enable_compile_cache
 from reiqa_jax.dtypes import dtype_name, inference_dtype
 from reiqa_jax.errors import one_line
-from reiqa_jax.feature_file import Features, load_features  # noqa: F401 (re-exported)
+from reiqa_jax.scoring.features import Features
 from reiqa_jax.images import (DEFAULT_MAX_PIXELS, ImageLoadError, LoadedImage, check_max_pixels,
                               image_size, load_image, too_many_pixels)
 from reiqa_jax.models.masked import ALIGN, masked_stages, pool_regions, valid_regions
@@ -74,24 +74,23 @@ ENCODER_INPUTS = {
     "content": (IMAGENET_MEAN, IMAGENET_STD),
 }
 
-# Peak XLA working memory of one masked ResNet-50 (width 1) step per padded
-# input pixel, from compiled.memory_analysis() on CPU (jax 0.10.2): 144 B
-# in float32, 287 B in bfloat16 (XLA's CPU convolutions widen bfloat16 to
-# float32), with XLA's default CPU pipeline (see NO_YNNPACK for the other).
+# Upper bound of XLA's working memory for one masked ResNet-50 (width 1)
+# step, per padded input pixel, with XLA's default CPU pipeline (see
+# NO_YNNPACK for the other); bfloat16 needs more because XLA's CPU
+# convolutions widen it to float32. tests/test_masked.py checks the float32
+# bound against compiled.memory_analysis(); figures in benchmarks/RESULTS.md.
 # Wider encoders scale with their width. The default batch budget lets one
 # step use MEMORY_FRACTION of the device's memory.
 BYTES_PER_PIXEL = {"float32": 160, "bfloat16": 300}
 MEMORY_FRACTION = 0.5
-# XLA's CPU backend (jax 0.10.2) hands convolutions and dots to YNNPACK by
-# default. Its own (Eigen) kernels ran a whole extraction of the mixed-size
-# folder 1.1x faster on this project's 2-core Xeons
-# (benchmarks/extract_devices.py, 2026-11-30), with more
-# working memory (192 instead of 144 B per pixel in float32) and features
-# that differ by float32 rounding (2.6e-7 of the largest one on the
-# benchmark folder). A step compiles with these options when it is
-# not large (CONCURRENT_MAX_PIXELS) and still fits the batch's memory budget
-# at NO_YNNPACK_MEMORY times the default's working memory; large steps keep
-# the smaller footprint. Accelerators are unaffected.
+# Compiler options of a CPU step without YNNPACK, the library that XLA's CPU
+# backend hands convolutions and dots to by default: XLA's own (Eigen)
+# convolutions run a whole extraction faster on our CPUs but need more
+# working memory (NO_YNNPACK_MEMORY times the default's), and give features
+# that differ by float32 rounding (benchmarks/extract_devices.py; figures in
+# benchmarks/RESULTS.md). A step compiles with them when it is not large
+# (CONCURRENT_MAX_PIXELS) and that memory still fits the batch's budget;
+# large steps keep the smaller footprint. Accelerators are unaffected.
 NO_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
 NO_YNNPACK_MEMORY = 1.4
 # A bucket with fewer images than this does not get programs of its own: its
@@ -139,8 +138,9 @@ def default_batch_pixels(device: jax.Device | None = None, dtype: str = "float32
 
 
 @dataclasses.dataclass(frozen=True)
-class _Placement:
-    """Where a program runs: a mesh of its devices, the batch split over them, replicated values.
+class _Shardings:
+    """Where a program runs: the mesh of its devices, and how values go onto it
+    (the batch split over them, copies of the rest).
 
     The mesh is ("data",) for one encoder, ("encoder", "data") for two
     encoders side by side (one row of devices each); the batch is split over
@@ -152,7 +152,7 @@ class _Placement:
     replicated: NamedSharding
 
     @classmethod
-    def over(cls, devices, encoders: int = 1) -> "_Placement":
+    def over(cls, devices, encoders: int = 1) -> "_Shardings":
         devices = np.asarray(devices)
         mesh = (Mesh(devices, ("data",)) if encoders == 1 else
                 Mesh(devices.reshape(encoders, -1), ("encoder", "data")))
@@ -166,6 +166,25 @@ class _Placement:
     def per_encoder(self) -> NamedSharding:
         """Values stacked on a leading encoder axis, one row of devices each."""
         return NamedSharding(self.mesh, P("encoder"))
+
+    def put_per_encoder(self, trees: Sequence):
+        """Pytrees of one structure, one per encoder, as one pytree of arrays
+        stacked on a leading axis split over "encoder" (:meth:`per_encoder`).
+
+        Each row of devices receives its own encoder's values: nothing is
+        stacked on the host (a copy of every weight of both encoders).
+        """
+        sharding = self.per_encoder()
+        leaves = [jax.tree.leaves(tree) for tree in trees]
+        rows = sharding.addressable_devices_indices_map((len(trees),))
+        held = {device: jax.device_put([np.asarray(leaf)[None] for leaf in leaves[index[0].start]],
+                                       device)
+                for device, index in rows.items()}
+        stacked = [jax.make_array_from_single_device_arrays(
+                       (len(trees), *np.shape(leaf)), sharding,
+                       [held[device][number] for device in rows])
+                   for number, leaf in enumerate(leaves[0])]
+        return jax.tree.unflatten(jax.tree.structure(trees[0]), stacked)
 
     def put_regions(self, regions):
         """:class:`ValidRegions` on the devices: masks split like the batch, ``one`` copied."""
@@ -194,8 +213,8 @@ class BatchResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Place:
-    """One image at one scale in a step.
+class _PlacedImage:
+    """One image at one scale, placed in a step.
 
     index: input index; scale: 0 full, 1 half; top, left: where it goes;
     height, width: the room it has (the image's size from its header in a
@@ -219,7 +238,7 @@ class _Step:
     """
 
     shape: tuple[int, int]
-    slots: list[list[_Place]]
+    slots: list[list[_PlacedImage]]
 
     @property
     def indices(self) -> list[int]:
@@ -355,11 +374,11 @@ class FeatureExtractor:
                   and len(architectures) == 2 and len(set(architectures.values())) == 1)
         # Side by side: one program, one row of devices per encoder. One
         # encoder's programs run on the first row (all devices when shared).
-        self._pair = _Placement.over(devices[:len(devices) // 2 * 2], 2) if paired else None
-        self._placement = _Placement.over(self._pair.devices if paired else devices)
+        self._pair = _Shardings.over(devices[:len(devices) // 2 * 2], 2) if paired else None
+        self._shardings = _Shardings.over(self._pair.devices if paired else devices)
         self.encoders_concurrent = paired
         self._no_ynnpack = devices[0].platform == "cpu" and not low_memory
-        self.devices = list(self._placement.devices)  # one encoder's
+        self.devices = list(self._shardings.devices)  # one encoder's
         self.per_device = largest_power_of_two(-(-batch_size // len(self.devices)))
         self.batch_size = self.per_device * len(self.devices)
         if batch_pixels is None:
@@ -376,12 +395,9 @@ class FeatureExtractor:
         self._encoders = architectures
         self._singles: dict[str, tuple] = {}  # see _single
         if paired:
-            stack = lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves])  # noqa: E731
-            means, stds = (np.asarray(v, np.float32)
-                           for v in zip(*(ENCODER_INPUTS[name] for name in self._encoders)))
-            self._stacked = jax.device_put(
-                (jax.tree.map(stack, *self._states.values()), means, stds),
-                self._pair.per_encoder())
+            self._stacked = self._pair.put_per_encoder(
+                [(self._states[name], *(np.asarray(v, np.float32) for v in ENCODER_INPUTS[name]))
+                 for name in self._encoders])
         else:
             for name in self._encoders:
                 self._single(name)
@@ -407,7 +423,7 @@ class FeatureExtractor:
         if name not in self._singles:
             self._singles[name] = (self._encoders[name], *jax.device_put(
                 (self._states[name], *(np.asarray(v, np.float32) for v in ENCODER_INPUTS[name])),
-                self._placement.replicated))
+                self._shardings.replicated))
         return self._singles[name]
 
     def _load(self, path: str) -> LoadedImage | ImageLoadError:
@@ -452,7 +468,7 @@ class FeatureExtractor:
         for scale in (0, 1):
             height, width = shape[0] // (1 + scale), shape[1] // (1 + scale)
             steps.append(_Step((height, width),
-                               [[_Place(i, scale, 0, 0, height, width)] for i in indices]
+                               [[_PlacedImage(i, scale, 0, 0, height, width)] for i in indices]
                                + [[] for _ in range(slots - len(indices))]))
         return steps
 
@@ -460,7 +476,7 @@ class FeatureExtractor:
         """Both scales of ``indices`` packed into canvases, one canvas per device per step."""
         items = [(index, scale, sizes[index][0] // (1 + scale), sizes[index][1] // (1 + scale))
                  for index in indices for scale in (0, 1)]
-        canvases = [[_Place(*items[item][:2], top, left, *items[item][2:])
+        canvases = [[_PlacedImage(*items[item][:2], top, left, *items[item][2:])
                      for item, top, left in canvas]
                     for canvas in pack([item[2:] for item in items], self.canvas)]
         devices = len(self.devices)
@@ -533,7 +549,7 @@ class FeatureExtractor:
             placements.append(rects)
         per_device = step.shape[0] * step.shape[1] * len(step.slots) // len(self.devices)
         large = per_device > CONCURRENT_MAX_PIXELS
-        fast = not large and per_device * NO_YNNPACK_MEMORY <= self.batch_pixels
+        fits_without_ynnpack = not large and per_device * NO_YNNPACK_MEMORY <= self.batch_pixels
         out: dict = {}
         if self._pair is not None and not large:
             if self._in_flight_large:  # never beside a large step
@@ -542,35 +558,38 @@ class FeatureExtractor:
                                                step.shape)
             states, means, stds = self._stacked
             out[tuple(self._encoders)] = self._call(
-                fast, _encode_pair_no_ynnpack, _encode_pair, next(iter(self._encoders.values())),
-                self._pair.mesh, states, jax.device_put(pixels, self._pair.batch),
-                self._pair.put_regions(regions), means, stds)
+                fits_without_ynnpack, _encode_pair_no_ynnpack, _encode_pair,
+                next(iter(self._encoders.values())), self._pair.mesh, states,
+                jax.device_put(pixels, self._pair.batch), self._pair.put_regions(regions), means,
+                stds)
         else:
-            pixels, regions_on = jax.device_put(pixels, self._placement.batch), {}
+            pixels, regions_on = jax.device_put(pixels, self._shardings.batch), {}
             for name in self._encoders:
                 architecture, state, mean, std = self._single(name)
                 if architecture not in regions_on:
                     regions, rects_out = valid_regions(self._geometry[name], placements,
                                                        step.shape)
-                    regions_on[architecture] = self._placement.put_regions(regions)
+                    regions_on[architecture] = self._shardings.put_regions(regions)
                 if self.encoders_concurrent:
                     # A large step: one encoder program at a time (and none beside the
                     # previous step's), so that peak memory is one encoder's working memory.
                     wait_until_ready(self._in_flight + list(out.values()))
-                out[name] = self._call(fast, _encode_no_ynnpack, _encode, architecture, state,
-                                       pixels, regions_on[architecture], mean, std)
+                out[name] = self._call(fits_without_ynnpack, _encode_no_ynnpack, _encode,
+                                       architecture, state, pixels, regions_on[architecture],
+                                       mean, std)
         self._in_flight, self._in_flight_large = list(out.values()), large
         return places, out, rects_out
 
-    def _call(self, fast: bool, without_ynnpack, default, *args):
-        """``without_ynnpack(*args)`` for a step with room for it (``fast``), unless
-        NO_YNNPACK is off (accelerators, ``low_memory``), else ``default(*args)``.
+    def _call(self, fits_without_ynnpack: bool, without_ynnpack, default, *args):
+        """``without_ynnpack(*args)`` for a step whose memory budget has room for
+        it, unless NO_YNNPACK is off (accelerators, ``low_memory``), else
+        ``default(*args)``.
 
         An XLA that does not know the NO_YNNPACK options (or any compile that
         fails with them) turns them off for the rest of the run: the step
         runs again with the default.
         """
-        if fast and self._no_ynnpack:
+        if fits_without_ynnpack and self._no_ynnpack:
             try:
                 return without_ynnpack(*args)
             except jax.errors.JaxRuntimeError:
@@ -735,8 +754,10 @@ def extract_features(paths: Sequence[str], *, quality_ckpt=None, content_ckpt=No
 
     compute = inference_dtype(dtype)
     extractor = FeatureExtractor(
-        quality_model=load_model(quality_ckpt, dtype=compute) if quality_ckpt else None,
-        content_model=load_model(content_ckpt, dtype=compute) if content_ckpt else None,
+        quality_model=(load_model(quality_ckpt, dtype=compute, branch="quality")
+                       if quality_ckpt else None),
+        content_model=(load_model(content_ckpt, dtype=compute, branch="content")
+                       if content_ckpt else None),
         batch_size=batch_size, exif_transpose=exif_transpose, max_pixels=max_pixels,
         batch_pixels=batch_pixels, buckets_per_octave=buckets_per_octave)
     features = extractor.extract(paths, progress=progress, on_error=on_error)

@@ -15,10 +15,13 @@ filter). We do exactly that, and decide the cases the demos never met:
   ``convert('RGB')`` does: the colour channels are kept as stored.
 * **CMYK, YCbCr, L, P, 1** go through PIL's ``convert('RGB')``.
 * Floating-point images (mode ``F``) have no agreed range and are refused.
-* Images with more than ``max_pixels`` pixels (PIL's decompression-bomb
-  limit by default) are refused before their pixels are decoded. A larger
-  ``max_pixels`` raises PIL's own limit (``Image.MAX_IMAGE_PIXELS``, process
-  wide) to match, since PIL would refuse those images first.
+* Images with more than ``max_pixels`` pixels (by default PIL's
+  decompression-bomb limit, 89,478,485) are refused from their header,
+  before their pixels are decoded, with a message that quotes that limit.
+  PIL's own check is set aside while we read a header (its warning would
+  reach the user's terminal, and above twice its limit it refuses with a
+  message quoting that double), so ``max_pixels`` is the one limit, smaller
+  or larger than PIL's.
 * Images smaller than 2x2 are refused: the half scale would be empty.
 * Only regular files are opened: a broken symbolic link, a FIFO (which would
   block forever), a socket or a device is refused without being read.
@@ -34,22 +37,22 @@ import dataclasses
 import os
 import stat
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from reiqa_jax.errors import one_line
+from reiqa_jax.errors import ReiqaError, one_line
 
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(ReiqaError, ValueError):
     """An input that cannot be used as an image; the message is one line."""
 
 
+# Held while PIL's module-wide limit is set aside to read a header (threads decode at once).
 _PIL_LIMIT_LOCK = threading.Lock()
 _FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -57,12 +60,9 @@ _FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
 
 
 def check_max_pixels(max_pixels: int) -> int:
-    """``max_pixels`` as a positive int; raises PIL's own limit to it when it is larger."""
+    """``max_pixels`` as a positive int, else ValueError."""
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
-    with _PIL_LIMIT_LOCK:
-        if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
-            Image.MAX_IMAGE_PIXELS = max_pixels
     return max_pixels
 
 
@@ -113,18 +113,31 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _open_header(path: str | Path) -> Image.Image:
+    """``Image.open(path)`` (the header only) without PIL's decompression-bomb check.
+
+    PIL reads its limit from a module global at that moment; it is set aside
+    under a lock, so that threads opening images at once restore it right.
+    The callers apply ``max_pixels`` to the size instead.
+    """
+    with _PIL_LIMIT_LOCK:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
 @contextlib.contextmanager
 def _opened(path: str | Path, failure: str, errors: tuple[type[BaseException], ...]):
-    """``Image.open(path)`` for the ``with`` body, PIL's errors turned into a
-    one-line ImageLoadError: ``decompression bomb: ...``, or ``FAILURE: ...``
-    for ``errors`` raised while opening or in the body."""
+    """The image at ``path``, opened, for the ``with`` body; PIL's errors turned
+    into a one-line ImageLoadError ``FAILURE: ...`` for ``errors`` raised while
+    opening or in the body (``decompression bomb: ...`` for a frame that PIL
+    finds too large while decoding)."""
     _check_regular_file(path)
     try:
-        with warnings.catch_warnings():
-            # We enforce our own pixel limit; PIL's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                yield image
+        with _open_header(path) as image:
+            yield image
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as exc:

@@ -10,10 +10,12 @@ An input is one of:
   extension that is a broken symbolic link, a FIFO or another special file
   is kept, so that the loader reports it instead of it vanishing;
 * a ``.csv`` list: the column named ``image_path`` / ``path`` / ``image`` /
-  ``image_name`` / ``filename`` / ``file`` (any case; the official training
-  CSV uses ``Image_path``), else the first column. The other columns are
-  carried through as text (e.g. a MOS column). A CSV whose first row names an
-  existing file has no header: its columns are named by position, from "1";
+  ``image_name`` / ``filename`` / ``file`` / ``name`` (any case; the official
+  training CSV uses ``Image_path``), else the first column
+  (:func:`path_column`, the rule every CSV of image paths follows: scores
+  CSVs too). The other columns are carried through as text (e.g. a MOS
+  column). A CSV whose first row names an existing file has no header: its
+  columns are named by position, from "1";
 * a ``.txt`` / ``.lst`` list: one path per line, ``#`` starts a comment.
 
 Relative paths inside a list are taken relative to the list's own folder, so
@@ -31,17 +33,18 @@ import os
 import sys
 from pathlib import Path
 
-from reiqa_jax.errors import one_line
+from reiqa_jax.errors import ReiqaError, one_line
 
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif",
     ".ppm", ".pgm", ".pnm", ".jfif",
 })
 LIST_EXTENSIONS = frozenset({".csv", ".txt", ".lst"})
-_PATH_COLUMNS = ("image_path", "path", "image", "image_name", "filename", "file")
+# Header names of the column that holds image paths, in order of preference.
+PATH_COLUMNS = ("image_path", "path", "image", "image_name", "filename", "file", "name")
 
 
-class InputError(ValueError):
+class InputError(ReiqaError, ValueError):
     """An input argument that names nothing usable; the message is one line."""
 
 
@@ -80,15 +83,30 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _read_csv_list(path: Path) -> _ListRows:
+def read_csv_table(path) -> list[list[str]]:
+    """The rows of a CSV file: cells stripped, blank rows dropped, every row padded
+    with '' to the widest one (a UTF-8 byte-order mark is ignored). Raises
+    OSError, UnicodeDecodeError or csv.Error."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+        rows = [[cell.strip() for cell in row] for row in csv.reader(handle)]
+    rows = [row for row in rows if any(row)]
+    width = max((len(row) for row in rows), default=0)
+    return [row + [""] * (width - len(row)) for row in rows]
+
+
+def path_column(header) -> int | None:
+    """Which column of a header row holds image paths: the first of
+    :data:`PATH_COLUMNS` found (any case), or None."""
+    lowered = [str(cell).strip().lower() for cell in header]
+    return next((lowered.index(name) for name in PATH_COLUMNS if name in lowered), None)
+
+
+def _read_csv_list(path: Path) -> _ListRows:
+    rows = read_csv_table(path)
     if not rows:
         return _ListRows([], {})
-    width = max(len(row) for row in rows)
-    rows = [[cell.strip() for cell in row] + [""] * (width - len(row)) for row in rows]
-    header = [cell.lower() for cell in rows[0]]
-    column = next((header.index(name) for name in _PATH_COLUMNS if name in header), None)
+    width = len(rows[0])
+    column = path_column(rows[0])
     if column is not None:
         names = [cell or str(i + 1) for i, cell in enumerate(rows[0])]
         body = rows[1:]

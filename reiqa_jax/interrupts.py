@@ -2,9 +2,10 @@
 
 Inside ``with StopSignals(...) as stop:`` the first SIGINT (Ctrl-C) or
 SIGTERM only sets ``stop.received`` and prints one line; the command checks
-it at safe points (after a batch is saved, between conversion steps) and
-exits with ``stop.exit_status`` (128 + the signal number, the shell's
-convention: 130 for SIGINT, 143 for SIGTERM). A second signal stops at once:
+it at safe points (after a batch is saved; between conversion steps,
+``stop.check()`` raises :class:`Stopped`) and exits with
+``stop.exit_status`` (128 + the signal number, the shell's convention: 130
+for SIGINT, 143 for SIGTERM). A second signal stops at once:
 it runs ``on_second`` (a last clean-up) and exits without unwinding. The
 handlers are only installed in the main thread (Python's rule) and the
 previous ones come back on exit.
@@ -18,6 +19,17 @@ import threading
 from collections.abc import Callable
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(Exception):
+    """Raised by :meth:`StopSignals.check` at a safe point once a signal was
+    received, to unwind work that has no loop of its own to leave (a
+    conversion's steps); ``signum`` is the signal. Not an error: the command
+    catches it, cleans up and exits with ``StopSignals.exit_status``."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class StopSignals:
@@ -45,6 +57,11 @@ class StopSignals:
     @property
     def exit_status(self) -> int:
         return 128 + int(self.received or 0)
+
+    def check(self) -> None:
+        """Raises :class:`Stopped` if a signal was received, else nothing (a safe point)."""
+        if self.received:
+            raise Stopped(self.received)
 
     def _handle(self, signum, frame) -> None:
         if self.received is None:

@@ -24,12 +24,17 @@ schedule.
 recipe): decay on every parameter, ``buf = m * buf + g + wd * p``, then
 ``p -= lr * buf`` the same way.
 
-Schedules (``make_schedule``, plain numpy, evaluated on the host):
-``'official'`` is PyContrast's ``adjust_learning_rate`` (per *epoch* cosine,
-set at the start of each epoch) with ``warmup_learning_rate`` (per
-*iteration* linear warmup over the first ``warmup_epochs``, up to the cosine
-value at ``warmup_epochs``); ``'cosine'`` is a per-step linear warmup then a
-per-step cosine.
+Schedules (``make_schedule``, plain numpy, evaluated on the host), both
+PyContrast's (``learning/base_trainer.py``: ``adjust_learning_rate`` sets the
+rate at the start of each epoch, ``warmup_learning_rate`` overrides it per
+iteration during the warmup epochs):
+``'official'`` is PyContrast with ``--cosine`` (the Re-IQA quality command):
+per *epoch* cosine down to ``lr * lr_decay_rate**3``, warmup up to the cosine
+value at ``warmup_epochs``; ``'step'`` is PyContrast without ``--cosine``
+(its default, what the content encoder was trained with): the rate times
+``lr_decay_rate`` for every epoch of ``lr_decay_epochs`` already passed
+(default 120, 160), warmup up to ``lr``. ``'cosine'`` is ours: a per-step
+linear warmup then a per-step cosine.
 """
 from __future__ import annotations
 
@@ -125,6 +130,32 @@ def official_schedule(base_lr: float, *, steps_per_epoch: int, num_epochs: int,
     return schedule
 
 
+def step_schedule(base_lr: float, *, steps_per_epoch: int, decay_epochs, decay_rate: float = 0.1,
+                  warmup_epochs: int = 0, warmup_from: float = 0.01) -> Schedule:
+    """PyContrast's schedule without ``--cosine``, of the 0-based update index.
+
+    epoch e = step // steps_per_epoch + 1, idx = step % steps_per_epoch;
+    lr(e) = base_lr * decay_rate ** #{d in decay_epochs: e > d}; for
+    e <= warmup_epochs (when > 0): warmup_from + p (base_lr - warmup_from),
+    p = (idx + (e - 1) steps_per_epoch) / (warmup_epochs steps_per_epoch)
+    (PyContrast's ``warmup_to`` is the plain rate without ``--cosine``).
+    Works on ints and numpy arrays of steps.
+    """
+    milestones = np.asarray(sorted(int(d) for d in decay_epochs), np.int64)
+
+    def schedule(step):
+        step = np.asarray(step, np.int64)
+        epoch = step // steps_per_epoch + 1
+        passed = np.sum(epoch[..., None] > milestones, axis=-1)
+        lr = base_lr * np.power(float(decay_rate), passed)
+        if warmup_epochs > 0:
+            p = step / (warmup_epochs * steps_per_epoch)
+            lr = np.where(epoch <= warmup_epochs, warmup_from + p * (base_lr - warmup_from), lr)
+        return lr if np.ndim(lr) else float(lr)
+
+    return schedule
+
+
 def cosine_schedule(base_lr: float, *, total_steps: int, warmup_steps: int = 0,
                     warmup_from: float = 0.0, decay_rate: float = 0.0) -> Schedule:
     """Per-step linear warmup (``warmup_from`` -> ``base_lr``) then per-step
@@ -144,10 +175,11 @@ def cosine_schedule(base_lr: float, *, total_steps: int, warmup_steps: int = 0,
 
 
 def make_schedule(config, *, steps_per_epoch: int, total_steps: int) -> Schedule:
-    """The schedule named by ``config.lr_schedule`` ('official' | 'cosine').
+    """The schedule named by ``config.lr_schedule`` ('official' | 'step' | 'cosine').
 
     With ``num_steps > 0`` the official per-epoch cosine runs over
-    ``ceil(total_steps / steps_per_epoch)`` epochs.
+    ``ceil(total_steps / steps_per_epoch)`` epochs; the 'step' milestones
+    (``config.lr_decay_epochs``) stay where they are.
     """
     epochs = max(1, -(-total_steps // steps_per_epoch))
     if config.lr_schedule == "official":
@@ -155,12 +187,18 @@ def make_schedule(config, *, steps_per_epoch: int, total_steps: int) -> Schedule
             config.learning_rate, steps_per_epoch=steps_per_epoch, num_epochs=epochs,
             warmup_epochs=config.warmup_epochs, warmup_from=config.warmup_from,
             decay_rate=config.lr_decay_rate)
+    if config.lr_schedule == "step":
+        return step_schedule(
+            config.learning_rate, steps_per_epoch=steps_per_epoch,
+            decay_epochs=tuple(config.lr_decay_epochs), decay_rate=config.lr_decay_rate,
+            warmup_epochs=config.warmup_epochs, warmup_from=config.warmup_from)
     if config.lr_schedule == "cosine":
         return cosine_schedule(
             config.learning_rate, total_steps=total_steps,
             warmup_steps=config.warmup_epochs * steps_per_epoch,
             warmup_from=config.warmup_from, decay_rate=config.lr_decay_rate)
-    raise ValueError(f"lr_schedule must be 'official' or 'cosine', got {config.lr_schedule!r}")
+    raise ValueError(f"lr_schedule must be 'official', 'step' or 'cosine', "
+                     f"got {config.lr_schedule!r}")
 
 
 def make_optimizer(config) -> optax.GradientTransformation:

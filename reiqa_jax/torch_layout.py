@@ -33,6 +33,7 @@ from typing import Mapping
 
 import numpy as np
 
+from reiqa_jax.errors import ReiqaError
 from reiqa_jax.models.resnet import EXPANSION, STAGES
 
 # kinds of tensors
@@ -149,7 +150,7 @@ def torch_shape(kind: str, our_shape: tuple[int, ...]) -> tuple[int, ...]:
 _DEPTH_BY_STAGES = {v: k for k, v in STAGES.items()}
 
 
-class LayoutError(ValueError):
+class LayoutError(ReiqaError, ValueError):
     """The tensors do not describe a model we can represent."""
 
 

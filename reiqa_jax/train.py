@@ -27,10 +27,13 @@ pipeline (``data.pipeline``); so a restarted run continues exactly.
 """
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import dataclasses
+import itertools
+import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,14 +47,13 @@ from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from reiqa_jax import moco, optim
-from reiqa_jax.errors import error, one_line
+from reiqa_jax.errors import ReiqaError, error, one_line
 from reiqa_jax.models import ReIQAModel
 
 DATA_AXES = ("host", "local")
-SHUFFLE_BN = ("host", "global", "none", "sync")
 
 
-class TrainError(RuntimeError):
+class TrainError(ReiqaError, RuntimeError):
     """The run cannot go on; the message is one line."""
 
 
@@ -95,31 +97,19 @@ def pairs_per_image(config) -> int:
     return 1
 
 
-def _distortion_ops(spec: str):
-    """``views.ops``: '' = the official 26 distortions, or 'module:NAME' naming
-    a tuple of 26 replacement ops (``op(key, image, level)``)."""
-    if not spec:
-        return None
-    import importlib
-
-    module, _, name = spec.partition(":")
-    ops = tuple(getattr(importlib.import_module(module), name))
-    if len(ops) != 26:
-        raise ValueError(f"views.ops {spec} has {len(ops)} ops, 26 are needed")
-    return ops
-
-
 def make_view_fn(config) -> Callable:
     """(key, local batch) -> (queries, keys): (n, P, P, 3) float32 crops, per device."""
     if config.branch == "quality":
+        from reiqa_jax.augment.op_sets import op_set
         from reiqa_jax.augment.quality_views import make_quality_views
 
         qcfg = quality_view_config(config)
-        ops = _distortion_ops(config.views.ops)
+        ops = op_set(config.views.ops)  # a name in reiqa_jax.augment.op_sets
 
         def views(key, batch):
-            v, _ = make_quality_views(key, batch["pixels"], qcfg, batch["valid_hw"],
-                                      batch["transposed"], ops=ops)
+            # No valid_hw: every picture fills the canvas (static sizes).
+            v, _ = make_quality_views(key, batch["pixels"], qcfg, batch.get("valid_hw"),
+                                      batch.get("transposed"), ops=ops)
             v = v.reshape((-1,) + v.shape[2:])  # (b * pairs, P, P, 6), image-major
             return v[..., :3], v[..., 3:]
         return views
@@ -255,11 +245,10 @@ def abstract_state(config, tx, n_devices: int, mesh: Mesh | None = None) -> Trai
                         abstract, _shardings(mesh, abstract))
 
 
-def load_init(config, directory) -> dict:
-    """Arrays of a converted official checkpoint (``reiqa convert`` output) for
-    ``create_train_state(init=...)``: the model, and its momentum model, queue
-    and LARS buffers when the checkpoint has them."""
-    from reiqa_jax.checkpoint import load_model, load_training_state, read_header
+def check_init_from(config, directory) -> None:
+    """``directory`` (``init_from``) is a checkpoint of the config's
+    architecture: its header only, cheap, before anything is computed."""
+    from reiqa_jax.checkpoint import read_header
 
     header = read_header(directory)
     want = {"depth": config.model.depth, "width": float(config.model.width),
@@ -268,6 +257,15 @@ def load_init(config, directory) -> dict:
     if got != want:
         raise TrainError(f"init_from {directory} has architecture {header['arch']}, "
                          f"the config asks for {dict(config.model)}")
+
+
+def load_init(config, directory) -> dict:
+    """Arrays of a converted official checkpoint (``reiqa convert`` output) for
+    ``create_train_state(init=...)``: the model, and its momentum model, queue
+    and LARS buffers when the checkpoint has them."""
+    from reiqa_jax.checkpoint import load_model, load_training_state
+
+    check_init_from(config, directory)
     model = load_model(directory)
     split = lambda m: [nnx.to_pure_dict(s) for s in nnx.split(m, nnx.Param, nnx.BatchStat)[1:]]
     out = dict(zip(("params", "batch_stats"), split(model)))
@@ -420,106 +418,121 @@ def write_model(arrays: dict, config, directory, *, epoch: int | None,
                       opt_momentum=arrays["momentum"], epoch=epoch, meta=info, overwrite=True)
 
 
-def export_run(workdir, out, *, step: int | None = None) -> str:
-    """``reiqa export``: checkpoint ``step`` (default: the newest) of a run -> ``out``."""
-    import json
-
-    import ml_collections
-
-    from reiqa_jax import workdir as wd
-
-    workdir = Path(workdir)
-    try:
-        config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-    except (OSError, ValueError) as exc:
-        raise TrainError(f"{workdir} is not a training workdir (config.json: {exc})") from None
-    manager = wd.checkpoint_manager(workdir, keep=config.keep_checkpoints, read_only=True)
-    try:
-        step = manager.latest_step() if step is None else step
-        if step is None or step not in manager.all_steps():
-            raise TrainError(f"no checkpoint {'' if step is None else step} in "
-                             f"{workdir / 'checkpoints'}")
-        meta = wd.read_meta(manager, step)
-        tx = optim.make_optimizer(config)
-        target = abstract_state(config, tx, int(meta["devices"]))
-        tree, meta = wd.restore_checkpoint(manager, step, _state_tree(target))
-    finally:
-        manager.close()
-    arrays = model_arrays_of(TrainState(**tree))
-    return write_model(arrays, config, out, epoch=int(meta["step"]) // int(meta["steps_per_epoch"]),
-                       meta={"workdir": str(workdir.absolute())})
-
-
 # ----------------------------------------------------------------------------
 # the loop
 
 class NonFiniteLoss(TrainError):
-    pass
+    """A non-finite loss or weight: the run failed on the way (exit status 1)."""
+
+    status = 1
 
 
 class StopRequest:
-    """SIGTERM / SIGINT -> checkpoint at the next step boundary, then stop.
+    """SIGINT / SIGTERM -> a checkpoint at the next step boundary, then stop.
 
-    One process: our own signal handlers. Several: JAX's preemption sync
-    manager (it catches SIGTERM on any process and makes all of them agree on
-    the step to stop at, so their collective checkpoint saves match).
+    The signals are ``interrupts.StopSignals``' (the first one is recorded,
+    a second one stops at once). One process stops when it has one. Several
+    must agree on the step, because saving a checkpoint is collective: JAX's
+    preemption service takes SIGTERM on any process (it installs its own
+    handler when the run joins the cluster) and ``reached_preemption_sync_point``
+    names the same step on every process; a Ctrl-C of one process is handed
+    to it as a SIGTERM of that process.
     """
 
-    def __init__(self):
-        self.signal: int | None = None
-        self._multi = jax.process_count() > 1
-        self._previous = {}
-        if not self._multi:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.signal = signum
+    def __init__(self, signals):
+        self.signals = signals
+        self.multi = jax.process_count() > 1
+        self._forwarded = False
 
     def __call__(self, step: int) -> bool:
-        if self._multi:
-            from jax.experimental import multihost_utils
+        if not self.multi:
+            return self.signals.received is not None
+        from jax.experimental import multihost_utils
 
-            if multihost_utils.reached_preemption_sync_point(step):
-                self.signal = signal.SIGTERM
-        return self.signal is not None
+        if self.signals.received is not None and not self._forwarded:
+            self._forwarded = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        return multihost_utils.reached_preemption_sync_point(step)
 
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+    def during_start_up(self) -> None:
+        """Raises StoppedDuringStartUp when a signal came (one process; those of
+        a multi-process run must stop together, in the loop)."""
+        if not self.multi and self.signals.received is not None:
+            raise StoppedDuringStartUp
 
+    @property
+    def exit_status(self) -> int:
+        return self.signals.exit_status if self.signals.received else 128 + signal.SIGTERM
 
-def _validate(config) -> None:
-    if config.shuffle_bn not in SHUFFLE_BN:
-        raise TrainError(f"shuffle_bn must be one of {SHUFFLE_BN}, got {config.shuffle_bn!r}")
-    if config.crop_swap not in ("official", "clean", "none"):
-        raise TrainError(f"crop_swap must be 'official', 'clean' or 'none', "
-                         f"got {config.crop_swap!r}")
-    for key in ("batch_size", "log_every_steps", "checkpoint_every_steps", "queue_size"):
-        if config[key] < 1:
-            raise TrainError(f"{key} must be at least 1, got {config[key]}")
-    if config.num_steps < 0 or (config.num_steps == 0 and config.num_epochs < 1):
-        raise TrainError("set num_epochs >= 1 or num_steps >= 1")
-    compute_dtype(config.dtype)
+    @property
+    def name(self) -> str:
+        return self.signals.name or "SIGTERM"
 
 
-def _training_images(config, workdir: Path) -> list[str]:
+STOPPING = "stopping before the next step, with a checkpoint if steps have run"
+
+
+class StoppedDuringStartUp(Exception):
+    """A signal came before the first step: stop with nothing written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingImages:
+    """The image list (absolute paths, the data order's input), its
+    fingerprint, and the bundled photos to write first (``data='skimage'``)."""
+
+    paths: list[str]
+    fingerprint: str
+    sample_photos: Path | None = None
+
+
+def training_images(config, workdir: Path) -> TrainingImages:
+    """The training images, listed and checked before anything is written."""
     from reiqa_jax.data import sources
 
     if config.data == "skimage":  # the smoke config: photos bundled with scikit-image
-        from reiqa_jax.data.sample_photos import write_sample_photos
+        from reiqa_jax.data.sample_photos import ALL
 
         folder = workdir / "photos"
-        if jax.process_index() == 0:
-            write_sample_photos(folder)
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
+        paths = sorted(str(folder / f"{name}.png") for name in ALL)
+        return TrainingImages(paths, sources.fingerprint(paths, folder), folder)
+    paths = sources.training_images(config.data)
+    return TrainingImages(paths, sources.fingerprint(paths, sources.fingerprint_root(config.data)))
 
-            multihost_utils.sync_global_devices("reiqa-sample-photos")
-        return sources.training_images(str(folder))
-    return sources.training_images(config.data)
+
+def _write_sample_photos(folder: Path) -> None:
+    from reiqa_jax.data.sample_photos import write_sample_photos
+
+    if jax.process_index() == 0:
+        write_sample_photos(folder)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("reiqa-sample-photos")
+
+
+def report_small_pictures(config, paths: list[str], classes) -> None:
+    """One line on stderr (process 0) naming the training pictures that are
+    smaller than the largest scale-1 crop region, so that their crops hold
+    zero padding, as the official CenterCrop's do, and those that cannot be
+    used at all (unreadable header, a side under ``MIN_SIDE``: skipped when
+    drawn). ``classes``: the quality pipeline's canvas classes, whose sizes
+    come from the file headers; None (content branch) reports nothing."""
+    if classes is None or jax.process_index() != 0:
+        return
+    from reiqa_jax.augment.crops import max_reach
+
+    region = config.views.patch_size + max_reach(config.views.patch_size)
+    small = [(p, hw) for p, hw in zip(paths, classes.sizes) if hw is not None and min(hw) < region]
+    if small:
+        examples = ", ".join(f"{Path(p).name} {hw[1]}x{hw[0]}" for p, hw in small[:3])
+        print(f"reiqa train: {len(small)} of the {len(paths)} training images are under the "
+              f"{region}-pixel crop region on a side, so their crops hold zero padding, as "
+              f"the official CenterCrop's (e.g. {examples})", file=sys.stderr, flush=True)
+    if classes.unusable:
+        print(f"reiqa train: {classes.unusable} of the {len(paths)} training images have an "
+              f"unreadable header or a side under the size the distortions need; they are "
+              f"skipped when drawn", file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass
@@ -538,163 +551,325 @@ class Plan:
         """1-based epoch of the update that made ``completed`` updates."""
         return (completed - 1) // self.steps_per_epoch + 1
 
+    def announce(self, config, classes=None) -> None:
+        """The plan on stdout (process 0): its numbers, the canvas classes of whole
+        pictures (``data.canvases``), and a batch the devices cut down."""
+        if jax.process_index() != 0:
+            return
+        print(f"reiqa train: {self.n_images} images, {self.devices} device(s) on "
+              f"{jax.process_count()} process(es), {self.global_batch} images "
+              f"({self.pairs_per_step} pairs) per step, {self.steps_per_epoch} steps per "
+              f"epoch, {self.total_steps} steps", flush=True)
+        if classes is not None:
+            print(f"reiqa train: whole pictures in {len(classes.canvases)} canvas shape(s) "
+                  + ", ".join(f"{h}x{w} ({n})" for (h, w), n in
+                              zip(classes.canvases, classes.counts()))
+                  + (f"; {classes.windowed} picture(s) larger than {config.canvas.max_side} px"
+                     f" cut to a window" if classes.windowed else ""), flush=True)
+        if self.global_batch != config.batch_size:
+            print(f"reiqa train: batch_size {config.batch_size} is not a multiple of "
+                  f"{self.devices} devices; using {self.global_batch} (as the official "
+                  f"int(batch / world_size) per GPU)", file=sys.stderr, flush=True)
 
-def make_plan(config, n_images: int, mesh: Mesh) -> Plan:
+    def checkpoint_due(self, step: int, every: int) -> bool:
+        return step % every == 0 or step % self.steps_per_epoch == 0 or step == self.total_steps
+
+    def log_due(self, step: int, every: int) -> bool:
+        return step % every == 0 or step in (1, self.total_steps)
+
+
+def make_plan(config, n_images: int, mesh: Mesh, steps_per_epoch: int | None = None) -> Plan:
+    """steps_per_epoch: the input pipeline's (canvas classes fill their last
+    steps separately); default ceil(n_images / global batch)."""
     devices = mesh.devices.size
     per_device = config.batch_size // devices
     if per_device < 1:
         raise TrainError(f"batch_size {config.batch_size} is smaller than the {devices} devices")
     global_batch = per_device * devices
-    steps_per_epoch = -(-n_images // global_batch)
+    steps_per_epoch = steps_per_epoch or -(-n_images // global_batch)
     total = config.num_steps or config.num_epochs * steps_per_epoch
-    pairs = global_batch * pairs_per_image(config)
-    if pairs > config.queue_size:
-        raise TrainError(f"{pairs} keys per step do not fit queue_size {config.queue_size}")
     return Plan(n_images=n_images, devices=devices, global_batch=global_batch,
                 local_batch=per_device * jax.local_device_count(),
-                steps_per_epoch=steps_per_epoch, total_steps=total, pairs_per_step=pairs)
+                steps_per_epoch=steps_per_epoch, total_steps=total,
+                pairs_per_step=global_batch * pairs_per_image(config))
 
 
-def _state_tree(state: TrainState) -> dict:
+def _input_spec(config, paths: list[str], sizes: Plan):
+    """(InputSpec, canvas classes or None) of this process: which picture
+    feeds which slot of which step (``data.pipeline.make_input_spec``; the
+    batch sizes are those of ``sizes``, the epoch length is the pipeline's)."""
+    from reiqa_jax.data.pipeline import make_input_spec
+
+    return make_input_spec(config, paths, global_batch=sizes.global_batch,
+                           local_batch=sizes.local_batch,
+                           process_offset=jax.process_index() * sizes.local_batch)
+
+
+def state_tree(state: TrainState) -> dict:
+    """The state as a dict of its fields (what checkpoints save and restore)."""
     return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
 
 
-def train_and_evaluate(config, workdir) -> int:
+def _initial_state(config, mesh, tx, plan: Plan, manager, latest: int | None):
+    """(state, unreadable images so far): the newest checkpoint's, or a fresh state."""
+    from reiqa_jax.workdir import read_meta, restore_checkpoint
+
+    if latest is None:
+        init = load_init(config, config.init_from) if config.init_from else None
+        return create_train_state(config, mesh, tx, init), 0
+    meta = read_meta(manager, latest)
+    if meta.get("devices") != plan.devices:
+        raise TrainError(f"the checkpoint at step {latest} was written with "
+                         f"{meta.get('devices')} devices, this run has {plan.devices} "
+                         f"(per-device BatchNorm statistics); run on as many devices")
+    target = abstract_state(config, tx, plan.devices, mesh)
+    tree, meta = restore_checkpoint(manager, latest, state_tree(target))
+    if jax.process_index() == 0:
+        print(f"reiqa train: continuing from the checkpoint at step {latest}", flush=True)
+    return TrainState(**tree), int(meta.get("skipped_images", 0))
+
+
+def _batches(prefetch, first_step: int, stop: StopRequest):
+    """The prefetcher's global batches; a failure of the input pipeline as one
+    line, or the end of the batches when a signal came first (a terminal's
+    Ctrl-C reaches the pipeline's worker processes too)."""
+    step = first_step
+    while True:
+        try:
+            batch = next(prefetch)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - grain re-raises workers' errors as is
+            if stop.signals.received is not None:
+                return
+            raise TrainError(f"input pipeline failed before step {step}: "
+                             f"{one_line(exc)}") from None
+        yield batch
+        step += 1
+
+
+def _input(config, spec, start: int, total_steps: int, mesh: Mesh):
+    """This process's batches of steps start + 1 ... as global arrays: decoded
+    ahead by grain (``spec``: ``data.pipeline.InputSpec``), put on the devices
+    ahead by a DevicePrefetcher."""
+    from reiqa_jax.data.device import DevicePrefetcher
+    from reiqa_jax.data.pipeline import make_local_batches
+
+    batches = make_local_batches(spec, start, total_steps, workers=config.input.workers,
+                                 threads=config.input.threads)
+    with _interrupts_left_to_this_thread(config.input.workers):
+        return DevicePrefetcher(batches, NamedSharding(mesh, P(DATA_AXES)),
+                                size=config.input.prefetch)
+
+
+def _start_resource_tracker() -> None:
+    """multiprocessing's resource tracker, without its warning at exit about
+    the shared-memory batches grain's workers leave to it: it unlinks them
+    (nothing leaks), and the warning only added lines to every run's end."""
+    from multiprocessing import resource_tracker
+
+    previous = os.environ.get("PYTHONWARNINGS")
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    os.environ["PYTHONWARNINGS"] = f"{previous},{quiet}" if previous else quiet
+    try:  # the tracker is a process of its own: it reads the variable at its start
+        resource_tracker.ensure_running()
+    finally:
+        if previous is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = previous
+
+
+@contextlib.contextmanager
+def _interrupts_left_to_this_thread(workers: int):
+    """Threads started inside block SIGINT, and so do the input worker
+    processes they spawn (a mask is inherited, through exec too): a
+    terminal's Ctrl-C, sent to every process of the group, is then this
+    thread's alone, which stops the run and closes the workers, instead of
+    a KeyboardInterrupt in each worker. multiprocessing's resource tracker
+    unblocks SIGINT in the thread that first starts it, so it is started
+    here, first."""
+    if workers > 0:
+        _start_resource_tracker()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _checkpoint_meta(plan: Plan, step: int, skipped_images: int) -> dict:
+    return {"step": step, "epoch": plan.epoch(step), "devices": plan.devices,
+            "steps_per_epoch": plan.steps_per_epoch, "n_images": plan.n_images,
+            "skipped_images": skipped_images}
+
+
+def train_and_evaluate(config, workdir, stop=None) -> int:
     """Runs (or continues) the training described by ``config`` in ``workdir``.
 
-    Returns the exit status: 0 when the run finished or stopped on a signal
-    with a checkpoint, 1 on a non-finite loss. Raises TrainError /
-    WorkdirError / DataError (one-line messages) for problems found up front.
+    stop: the command's ``interrupts.StopSignals`` (entered before JAX is
+    imported, so a Ctrl-C during start-up is recorded, not raised); without
+    one, signals are taken here for the duration of the run.
+
+    Returns the exit status: 0 when the run finished, 128 + the signal
+    number when a signal stopped it (after a checkpoint, or before the
+    first step with nothing written), 1 on a non-finite loss. Raises
+    ReiqaError subclasses (one-line messages) for what is found up front:
+    the config (``config_schema``), the data, the workdir (another run
+    writing there, or a run made with another config), ``init_from``.
     """
-    from reiqa_jax import workdir as wd
-    from reiqa_jax.data.device import DevicePrefetcher
-    from reiqa_jax.data.pipeline import InputSpec, make_local_batches
+    from reiqa_jax.interrupts import StopSignals
 
-    workdir = wd.ensure_writable(Path(workdir))
-    _validate(config)
-    paths = _training_images(config, workdir)
+    workdir = Path(workdir).expanduser().absolute()
+    with contextlib.ExitStack() as signals:
+        stop = StopRequest(stop or signals.enter_context(StopSignals(
+            "reiqa train", STOPPING, verbose=sys.stderr.isatty())))
+        try:
+            return _train(config, workdir, stop)
+        except StoppedDuringStartUp:
+            print(f"reiqa train: {stop.name} during start-up: stopped before the first step, "
+                  f"nothing saved", file=sys.stderr, flush=True)
+            return stop.exit_status
+
+
+def _train(config, workdir: Path, stop: StopRequest) -> int:
+    from reiqa_jax.config_schema import check
+    from reiqa_jax.workdir import (MetricLog, Progress, RunLock, checkpoint_manager,
+                                   ensure_writable, resume_record, save_checkpoint,
+                                   save_run_info)
+
+    config = check(config)
+    images = training_images(config, workdir)
     mesh = make_mesh()
-    plan = make_plan(config, len(paths), mesh)
-    schedule = optim.make_schedule(config, steps_per_epoch=plan.steps_per_epoch,
-                                   total_steps=plan.total_steps)
-    tx = optim.make_optimizer(config)
-    wd.save_run_info(workdir, config)
-    if jax.process_index() == 0:
-        print(f"reiqa train: {plan.n_images} images, {plan.devices} device(s) on "
-              f"{jax.process_count()} process(es), {plan.global_batch} images "
-              f"({plan.pairs_per_step} pairs) per step, {plan.steps_per_epoch} steps per epoch, "
-              f"{plan.total_steps} steps", flush=True)
-        if plan.global_batch != config.batch_size:
-            print(f"reiqa train: batch_size {config.batch_size} is not a multiple of "
-                  f"{plan.devices} devices; using {plan.global_batch} (as the official "
-                  f"int(batch / world_size) per GPU)", file=sys.stderr, flush=True)
+    sizes = make_plan(config, len(images.paths), mesh)  # batch sizes, checked up front
+    if config.init_from:
+        check_init_from(config, config.init_from)
+    stop.during_start_up()
 
-    manager = wd.checkpoint_manager(workdir, keep=config.keep_checkpoints)
-    latest = manager.latest_step()
-    skipped_total = 0
-    if latest is not None:
-        target = abstract_state(config, tx, plan.devices, mesh)
-        meta = wd.read_meta(manager, latest)
-        if meta.get("devices") != plan.devices:
-            raise TrainError(f"the checkpoint at step {latest} was written with "
-                             f"{meta.get('devices')} devices, this run has {plan.devices} "
-                             f"(per-device BatchNorm statistics); run on as many devices")
-        tree, meta = wd.restore_checkpoint(manager, latest, _state_tree(target))
-        state = TrainState(**tree)
-        skipped_total = int(meta.get("skipped_images", 0))
-        if jax.process_index() == 0:
-            print(f"reiqa train: continuing from the checkpoint at step {latest}", flush=True)
-    else:
-        init = load_init(config, config.init_from) if config.init_from else None
-        state = create_train_state(config, mesh, tx, init)
-    start = int(_host(state.step))
+    with contextlib.ExitStack() as run:
+        run.enter_context(RunLock(ensure_writable(workdir)))
+        if images.sample_photos:
+            _write_sample_photos(images.sample_photos)
+        spec, classes = _input_spec(config, images.paths, sizes)
+        plan = make_plan(config, len(images.paths), mesh, steps_per_epoch=spec.steps_per_epoch)
+        schedule = optim.make_schedule(config, steps_per_epoch=plan.steps_per_epoch,
+                                       total_steps=plan.total_steps)
+        tx = optim.make_optimizer(config)
+        manager = checkpoint_manager(workdir, keep=config.keep_checkpoints)
+        run.callback(manager.close)
+        latest = manager.latest_step()
+        record = resume_record(workdir, config, images=len(images.paths),
+                               images_sha256=images.fingerprint, checkpoint_step=latest,
+                               total_steps=plan.total_steps)
+        if latest is None:
+            report_small_pictures(config, images.paths, classes)
+        plan.announce(config, classes)
+        state, skipped = _initial_state(config, mesh, tx, plan, manager, latest)
+        start = int(_host(state.step))
+        stop.during_start_up()
 
-    spec = InputSpec(paths=tuple(paths), seed=config.seed, global_batch=plan.global_batch,
-                     local_batch=plan.local_batch,
-                     process_offset=jax.process_index() * plan.local_batch,
-                     kind=config.branch, tile_hw=tuple(config.tile_hw),
-                     max_pixels=config.input.max_pixels or None)
-    batches = make_local_batches(spec, start, plan.total_steps, workers=config.input.workers,
-                                 threads=config.input.threads)
-    prefetch = DevicePrefetcher(batches, NamedSharding(mesh, P(DATA_AXES)),
-                                size=config.input.prefetch)
-    train_step = make_train_step(config, mesh, tx, make_view_fn(config))
-    log = wd.MetricLog(workdir, resume_step=start, total_steps=plan.total_steps)
-    stop = StopRequest()
-    window = {"time": time.perf_counter(), "wait": 0.0, "steps": 0}
+        prefetch = _input(config, spec, start, plan.total_steps, mesh)
+        run.callback(prefetch.close)
+        batches = _batches(prefetch, start + 1, stop)
+        if start < plan.total_steps:  # compiled before the first step: see _compile
+            first = next(batches, None)
+            if first is None:
+                stop.during_start_up()
+                raise TrainError("the input pipeline stopped before the first step")
+            train_step = _StepPrograms(make_train_step(config, mesh, tx, make_view_fn(config)))
+            train_step.compile(state, first, np.float32(schedule(start)))
+            batches = itertools.chain([first], batches)
+        stop.during_start_up()
+        save_run_info(workdir, config, record)  # the start has succeeded
 
-    def save(completed: int) -> None:
-        meta = {"step": completed, "epoch": plan.epoch(completed), "devices": plan.devices,
-                "steps_per_epoch": plan.steps_per_epoch, "skipped_images": skipped_total,
-                "n_images": plan.n_images}
-        wd.save_checkpoint(manager, completed, _state_tree(state), meta)
-
-    def account(completed: int, metrics) -> None:
-        nonlocal skipped_total
-        m = jax.device_get(metrics)
-        if not bool(m["finite"]):
+        log = MetricLog(workdir, resume_step=start, total_steps=plan.total_steps)
+        run.callback(log.close)
+        progress = Progress(pairs_per_step=plan.pairs_per_step, skipped_images=skipped,
+                            wait_seconds=lambda: prefetch.wait_seconds)
+        pending = None  # the last step's metrics, read while the next step runs
+        step = start
+        try:
+            for step, batch in zip(range(start + 1, plan.total_steps + 1), batches):
+                state, metrics = train_step(state, batch, np.float32(schedule(step - 1)))
+                if pending is not None:
+                    _account(*pending, progress, log, plan, config)
+                pending = (step, metrics)
+                stopping = stop(step)
+                if stopping or plan.checkpoint_due(step, config.checkpoint_every_steps):
+                    # never checkpoint a state that a non-finite step made
+                    _account(*pending, progress, log, plan, config)
+                    pending = None
+                    save_checkpoint(manager, step, state_tree(state),
+                                    _checkpoint_meta(plan, step, progress.skipped_images))
+                if stopping:
+                    break
+            if pending is not None:
+                _account(*pending, progress, log, plan, config)
+        except NonFiniteLoss as exc:
             last = manager.latest_step()
-            raise NonFiniteLoss(
-                f"loss or weights are not finite at step {completed} (epoch "
-                f"{plan.epoch(completed)}, loss {float(m['loss'])}); stopped; the last good "
-                f"checkpoint is " + (f"step {last} in {workdir / 'checkpoints'}"
-                                     if last is not None else "none (no checkpoint yet)"))
-        skipped_total += int(m["skipped"])
-        window["steps"] += 1
-        if completed % config.log_every_steps and completed not in (1, plan.total_steps):
-            return
-        now = time.perf_counter()
-        elapsed = max(now - window["time"], 1e-9)
-        log.write({"step": completed, "epoch": plan.epoch(completed),
-                   "loss": float(m["loss"]), "acc": float(m["acc"]), "lr": float(m["lr"]),
-                   "pairs_per_sec": window["steps"] * plan.pairs_per_step / elapsed,
-                   "data_wait_frac": min(1.0, (prefetch.wait_seconds - window["wait"]) / elapsed),
-                   "skipped_images": skipped_total, "grad_norm": float(m["grad_norm"])})
-        window.update(time=now, wait=prefetch.wait_seconds, steps=0)
+            return error("reiqa train", f"{exc}; stopped; the last good checkpoint is " + (
+                f"step {last} in {workdir / 'checkpoints'}" if last is not None
+                else "none (no checkpoint yet)"), status=exc.status)
+        finally:
+            manager.wait_until_finished()
+        if step < plan.total_steps:  # a signal stopped the run
+            if manager.latest_step() != step:  # (its input workers had gone first)
+                save_checkpoint(manager, step, state_tree(state),
+                                _checkpoint_meta(plan, step, progress.skipped_images))
+                manager.wait_until_finished()
+            if jax.process_index() == 0:
+                print(f"reiqa train: {stop.name}: saved the checkpoint at step {step}; run the "
+                      f"same command to continue", file=sys.stderr, flush=True)
+            return stop.exit_status
 
-    status, stopped, completed = 0, False, start
-    try:
-        pending = None
-        for index in range(start, plan.total_steps):
-            try:
-                batch = next(prefetch)
-            except Exception as exc:  # noqa: BLE001 - grain re-raises workers' errors as is
-                raise TrainError(f"input pipeline failed before step {index + 1}: "
-                                 f"{one_line(exc)}") from None
-            state, metrics = train_step(state, batch, np.float32(schedule(index)))
-            if pending is not None:  # the previous step's numbers, while this one runs
-                account(*pending)
-            completed, pending = index + 1, (index + 1, metrics)
-            stopped = stop(completed)
-            if (stopped or completed % config.checkpoint_every_steps == 0
-                    or completed % plan.steps_per_epoch == 0 or completed == plan.total_steps):
-                account(*pending)  # never checkpoint a state a non-finite step made
-                pending = None
-                save(completed)
-            if stopped:
-                break
-        if pending is not None:
-            account(*pending)
-    except NonFiniteLoss as exc:
-        status = error("reiqa train", str(exc), status=1)
-    finally:
-        stop.restore()
-        prefetch.close()
-        manager.wait_until_finished()
-        log.close()
-    if status == 0 and stopped:
-        name = signal.Signals(stop.signal).name
-        if jax.process_index() == 0:
-            print(f"reiqa train: {name}: saved the checkpoint at step {completed}; run the same "
-                  f"command to continue", file=sys.stderr, flush=True)
-        manager.close()
-        return 130 if stop.signal == signal.SIGINT else 0
-    if status == 0:
         arrays = model_arrays_of(state)
         if jax.process_index() == 0:
             out = write_model(arrays, config, workdir / "model",
-                              epoch=completed // plan.steps_per_epoch,
+                              epoch=step // plan.steps_per_epoch,
                               meta={"workdir": str(workdir)})
-            print(f"reiqa train: finished {completed} steps; model -> {out}", flush=True)
-    manager.close()
-    return status
+            print(f"reiqa train: finished {step} steps; model -> {out}", flush=True)
+        return 0
+
+
+class _StepPrograms:
+    """The train step compiled once per batch shape: whole pictures come in
+    canvas classes of their own sizes (``data/canvases.py``), each a program
+    of its own. Every compilation runs through ``_compile``."""
+
+    def __init__(self, jitted):
+        self._jitted = jitted
+        self._programs = {}
+
+    @staticmethod
+    def _key(batch):
+        return tuple((x.shape, x.dtype) for x in jax.tree.leaves(batch))
+
+    def compile(self, state, batch, lr):
+        key = self._key(batch)
+        if key not in self._programs:
+            self._programs[key] = _compile(self._jitted.lower(state, batch, lr))
+        return self._programs[key]
+
+    def __call__(self, state, batch, lr):
+        return self.compile(state, batch, lr)(state, batch, lr)
+
+
+def _compile(lowered):
+    """``lowered.compile()`` in a worker thread. A compilation can take
+    minutes and signal handlers run only in the main thread, between Python
+    bytecodes; waiting on the worker keeps them running, so a Ctrl-C is
+    answered at once (a second one exits, ``StopSignals``) and the first
+    stops the run before its first step."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile") as pool:
+        return pool.submit(lowered.compile).result()
+
+
+def _account(step: int, metrics, progress, log, plan: Plan, config) -> None:
+    """A finished step's numbers: stop on a non-finite one, count, log when due."""
+    m = jax.device_get(metrics)
+    if not bool(m["finite"]):
+        raise NonFiniteLoss(f"loss or weights are not finite at step {step} "
+                            f"(epoch {plan.epoch(step)}, loss {float(m['loss'])})")
+    progress.count(skipped=int(m["skipped"]))
+    if plan.log_due(step, config.log_every_steps):
+        log.write(progress.record(step, plan.epoch(step), m))

@@ -2,17 +2,25 @@
 
 Layout of ``WORKDIR``::
 
-    config.json      the resolved config (written by process 0 at every start)
+    lock             held (flock) by the ``reiqa train`` writing here: one at a time
+    config.json      the config the newest checkpoints were made with, plus
+                     ``record``: the training images' count and fingerprint
+                     and every change a restart took (``RunRecord``)
     run.json         git revision of the code, command line, jax and devices
+                     of the latest start
     metrics.jsonl    one JSON object per logged step (``MetricLog``)
     tensorboard/     TensorBoard events (the same scalars)
     checkpoints/     orbax CheckpointManager: ``<step>/state`` (train state),
                      ``<step>/meta`` (JSON: step, epoch, devices)
     model/           the trained model in the checkpoint format ``reiqa
                      extract`` reads (written at the end, or ``reiqa export``)
+
+config.json and run.json are written when a start has succeeded, just before
+the first step (atomically), so a start that fails leaves them as they were.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -22,8 +30,13 @@ from pathlib import Path
 
 import jax
 
+from reiqa_jax.errors import ReiqaError, one_line
 
-class WorkdirError(OSError):
+LOCK = "lock"
+RECORD = "record"  # the one key of config.json that is not a config key
+
+
+class WorkdirError(ReiqaError, OSError):
     """The workdir cannot be used; the message is one line."""
 
 
@@ -54,17 +67,140 @@ def git_revision() -> dict:
         return {"revision": None, "dirty": None}
 
 
-def save_run_info(workdir: Path, config) -> None:
-    """config.json and run.json (process 0 only)."""
+class RunLock:
+    """``with RunLock(workdir):`` one ``reiqa train`` at a time in a workdir.
+
+    An exclusive ``flock`` on ``WORKDIR/lock``: the kernel drops it when the
+    holder ends, however it ends (Ctrl-C, SIGKILL), so there is nothing stale
+    to clean up. A run of several processes holds it in process 0, which
+    tells the others whether it got it, so every process of a second run
+    stops with the same line instead of waiting on its peers.
+    """
+
+    def __init__(self, workdir: Path):
+        self.path = Path(workdir) / LOCK
+        self._fd: int | None = None
+
+    def _take(self) -> str | None:
+        """None when taken, else the holder's description."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+            os.close(fd)
+            return holder or "another process"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"reiqa train, process {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+        self._fd = fd
+        return None
+
+    def __enter__(self) -> "RunLock":
+        import numpy as np
+
+        holder = self._take() if jax.process_index() == 0 else None
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            taken = multihost_utils.broadcast_one_to_all(np.int32(holder is None))
+            holder = None if int(taken) else (holder or "another run")
+        if holder is not None:
+            raise WorkdirError(f"{self.path.parent} is in use by {holder}; wait for that run "
+                               f"to end or stop it first (one reiqa train per workdir)")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def read_record(workdir: Path) -> tuple[dict, dict] | None:
+    """(flat config, record) from ``WORKDIR/config.json``; None when there is
+    none. The record (``RunRecord`` fields) is empty for runs made before it
+    existed."""
+    from reiqa_jax.config_schema import flatten
+
+    path = Path(workdir) / "config.json"
+    if not path.exists():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WorkdirError(f"cannot read {path}: {one_line(exc)}") from None
+    record = stored.pop(RECORD, {}) or {}
+    return flatten(stored), record
+
+
+def resume_record(workdir: Path, config, *, images: int, images_sha256: str,
+                  checkpoint_step: int | None, total_steps: int) -> dict:
+    """The record this start writes into config.json (after the start succeeds).
+
+    No checkpoint yet: a new record. Else the run goes on only with the
+    images it started with and with a config that differs from the recorded
+    one in ``length`` and ``safe`` keys alone (``config_schema``); the
+    changes are appended to the record with the step they apply from.
+    Raises WorkdirError (one line) otherwise.
+    """
+    from reiqa_jax.config_schema import LENGTH, KEYS, differences, refused
+
+    fresh = {"images": images, "images_sha256": images_sha256, "changes": []}
+    if checkpoint_step is None:
+        return fresh
+    stored = read_record(workdir)
+    if stored is None:
+        raise WorkdirError(f"{workdir} has checkpoints but no config.json, so how they were "
+                           f"made is unknown; start a new --workdir")
+    recorded, record = stored
+    if record.get("images_sha256", images_sha256) != images_sha256:
+        raise WorkdirError(
+            f"the training images are not those the run in {workdir} was trained on "
+            f"({record.get('images')} images then, {images} now, or the same number "
+            f"changed or reordered): the data order would change; start a new --workdir")
+    changes = differences(recorded, config)
+    bad = refused(changes)
+    if bad:
+        shown = "; ".join(f"{k} {changes[k][0]!r} -> {changes[k][1]!r}" for k in bad[:4])
+        more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
+        raise WorkdirError(
+            f"the run in {workdir} was made with another config ({shown}{more}): that changes "
+            f"the model or the data order, so it cannot continue from its checkpoints; "
+            f"keep those values or start a new --workdir")
+    if checkpoint_step > total_steps:
+        lengths = ", ".join(f"{k}={changes[k][1]}" for k in changes if KEYS[k].resume == LENGTH)
+        raise WorkdirError(f"the run in {workdir} is at step {checkpoint_step}, past the "
+                           f"{total_steps} steps this config asks for ({lengths or 'same length'})")
+    out = dict(fresh, **{k: v for k, v in record.items() if k != "changes"})
+    out["changes"] = list(record.get("changes", []))
+    if changes:
+        out["changes"].append({"step": checkpoint_step, "time": _now(),
+                               "keys": {k: list(v) for k, v in changes.items()}})
+    return out
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def save_run_info(workdir: Path, config, record: dict) -> None:
+    """config.json (the config and its ``record``) and run.json; process 0
+    only, each written to a temporary name and moved into place."""
     if jax.process_index() != 0:
         return
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=1, sort_keys=True))
+    stored = json.loads(config.to_json_best_effort())
+    stored[RECORD] = record
+    _write_atomic(Path(workdir) / "config.json", json.dumps(stored, indent=1, sort_keys=True))
     devices = jax.devices()
     info = {"git": git_revision(), "argv": sys.argv, "jax": jax.__version__,
             "backend": jax.default_backend(), "processes": jax.process_count(),
-            "devices": len(devices), "device_kind": devices[0].device_kind,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (workdir / "run.json").write_text(json.dumps(info, indent=1))
+            "devices": len(devices), "device_kind": devices[0].device_kind, "started": _now()}
+    _write_atomic(Path(workdir) / "run.json", json.dumps(info, indent=1))
 
 
 def _import_summary_writer():
@@ -135,6 +271,45 @@ class MetricLog:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+class Progress:
+    """The running numbers of the log between two of its lines: pairs per
+    second, the share of that time spent waiting for input, and the
+    unreadable images skipped since the run began.
+
+    pairs_per_step: crop pairs of one global step. skipped_images: the count
+    a restored checkpoint carries. wait_seconds: the input pipeline's total
+    wait so far (a callable, read at each log line).
+    """
+
+    def __init__(self, *, pairs_per_step: int, skipped_images: int = 0,
+                 wait_seconds=lambda: 0.0):
+        self.pairs_per_step = pairs_per_step
+        self.skipped_images = skipped_images
+        self._wait_seconds = wait_seconds
+        self._since = time.perf_counter()
+        self._waited = wait_seconds()
+        self._steps = 0
+
+    def count(self, *, skipped: int) -> None:
+        """One more finished step, which replaced ``skipped`` unreadable images."""
+        self._steps += 1
+        self.skipped_images += skipped
+
+    def record(self, step: int, epoch: int, metrics) -> dict:
+        """The metrics.jsonl line of ``step`` (``metrics``: the step's host
+        numbers); starts the next window."""
+        now, waited = time.perf_counter(), self._wait_seconds()
+        elapsed = max(now - self._since, 1e-9)
+        line = {"step": step, "epoch": epoch, "loss": float(metrics["loss"]),
+                "acc": float(metrics["acc"]), "lr": float(metrics["lr"]),
+                "pairs_per_sec": self._steps * self.pairs_per_step / elapsed,
+                "data_wait_frac": min(1.0, (waited - self._waited) / elapsed),
+                "skipped_images": self.skipped_images,
+                "grad_norm": float(metrics["grad_norm"])}
+        self._since, self._waited, self._steps = now, waited, 0
+        return line
 
 
 def checkpoint_manager(workdir: Path, *, keep: int, read_only: bool = False):

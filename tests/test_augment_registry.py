@@ -53,6 +53,18 @@ def test_registry_order_and_names():
         augment.number_of(27)
 
 
+def test_distort_refuses_unknown_kinds_and_levels_in_one_line():
+    image = jnp.zeros((8, 8, 3), jnp.float32)
+    with pytest.raises(ValueError) as info:
+        augment.distort(jax.random.key(0), image, "nosuch", 2)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("unknown distortion 'nosuch'; ")
+    assert all(name in message for name in ("pristine", *augment.NAMES))
+    for level in (7, -1, np.int32(5)):
+        with pytest.raises(ValueError, match=f"level must be 0..4, got {level}$"):
+            augment.distort(jax.random.key(0), image, "darken", level)
+
+
 def test_distort_jits_as_the_readme_says(photos):
     """README: ``jax.jit(distort, static_argnames="kind")`` with a name gives
     the op-by-op result (a traced kind: ``test_real_ops_batch_one_compile_any_mix``)."""

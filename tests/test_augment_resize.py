@@ -103,3 +103,48 @@ def test_padded_batched_path_matches_pillow(images, filt):
     for level in LEVELS:
         expect = getattr(ref, "ref_resize_" + filt)(None, img, level)
         np.testing.assert_array_equal(out[level], expect)
+
+
+def test_tables_for_sizes_known_at_run_time_are_pillows():
+    """resize_valid computes Pillow's tables on the device from traced sizes
+    (float64, products rounded before sums): they equal the host tables,
+    which the tests above hold to Pillow, over sizes of pictures the ops see."""
+    from reiqa_jax.augment import resize_valid as rv
+
+    zs = [0.95 - p ** 0.6 for p in resize.PIXELATE_PARAMS]
+    pairs = []
+    for n in list(range(rv.MIN_SIDE, 1025, 5)) + [427, 480, 640]:
+        for m in [int(n / f) for f in resize.NEAREST_FACTORS] + [int(z * n) for z in zs]:
+            pairs += [(n, m), (m, n)]
+    pairs = np.asarray(pairs, np.int32)
+    index = np.asarray(jax.jit(jax.vmap(lambda a, b: rv.nearest_index(a, b, 1024)))(
+        pairs[:, 0], pairs[:, 1]))
+    for (a, b), got in zip(pairs, index):
+        assert np.array_equal(got[:b], resize.pil_nearest_index(int(a), int(b))), (a, b)
+    # Convolution weights, down (every factor) and up, over a range of sizes:
+    # every table in one compiled program.
+    ns = np.array(list(range(rv.MIN_SIDE, 300, 13)) + [384, 427, 480, 512, 640], np.int32)
+    cases = []
+    for filt in ("bilinear", "bicubic", "lanczos"):
+        for f in resize.RESIZE_FACTORS:
+            ms = (ns / f).astype(np.int32)
+            out_max, taps = rv.down_bounds(int(ns.max()), filt, "factor", float(f))
+            cases += [(filt, ns, ms, out_max, taps),
+                      (filt, ms, ns, int(ns.max()), rv.pillow_ksize(1, 2, filt))]
+
+    @jax.jit
+    def tables(sizes):
+        return [jax.vmap(lambda x, y, c=c: rv.pillow_weights(x, y, c[0], c[3], c[4]))(a, b)
+                for c, (a, b) in zip(cases, sizes)]
+
+    results = tables([(c[1], c[2]) for c in cases])
+    for (filt, a, b, _, k), (xmin, w) in zip(cases, results):
+        xmin, w = np.asarray(xmin), np.asarray(w)
+        for i in range(len(ns)):
+            dense = np.zeros((b[i], a[i]), np.int64)
+            rows = np.repeat(np.arange(b[i]), k)
+            cols = (xmin[i, :b[i], None] + np.arange(k)).reshape(-1)
+            keep = w[i, :b[i]].reshape(-1) != 0
+            np.add.at(dense, (rows[keep], cols[keep]), w[i, :b[i]].reshape(-1)[keep])
+            assert np.array_equal(dense, resize.pil_resample_weights(
+                int(a[i]), int(b[i]), filt)), (filt, a[i], b[i])

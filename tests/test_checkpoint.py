@@ -15,8 +15,8 @@ from PIL import Image
 from skimage import data as skdata
 
 from reiqa_jax import torch_layout as tl
-from reiqa_jax.checkpoint import (CheckpointError, build_model, load_model,
-                                  load_training_state, model_arrays, save_model)
+from reiqa_jax.checkpoint import (CheckpointError, WrongBranch, build_model, load_model,
+                                  load_training_state, model_arrays, read_header, save_model)
 from model_testing import random_arrays
 
 ARCH = dict(depth=18, width=0.125, feat_dim=16)
@@ -182,17 +182,46 @@ def test_nan_or_inf_weights_are_refused_on_load(tiny, tmp_path):
     ({"arch": {"depth": 18, "width": 0.001, "feat_dim": 16}}, "width 0.001"),
     ({"arch": {"depth": 18, "width": 0.125, "feat_dim": -1}}, "feat_dim -1"),
     ({"arch": {"depth": True, "width": 0.125, "feat_dim": 16}}, "depth True"),
+    ({"arch": [1]}, "missing architecture"),
     ({"items": ["model", 3]}, "bad item list"),
+    ({"items": "model"}, "bad item list"),
     ({"epoch": "five"}, "epoch 'five'"),
     ({"meta": [1, 2]}, "meta is not a JSON object"),
     ({"version": 99}, "unsupported version"),
+    (b"\xff\xfe\x00 not utf-8", "unreadable"),
 ])
 def test_tampered_header_is_a_one_line_error(tiny, tmp_path, change, needle):
     d = save_model(tmp_path / "ck", tiny[0])
-    header = json.load(open(os.path.join(d, "reiqa.json")))
-    header.update(change)
-    json.dump(header, open(os.path.join(d, "reiqa.json"), "w"))
+    if isinstance(change, bytes):
+        (tmp_path / "ck" / "reiqa.json").write_bytes(change)
+    else:
+        header = json.load(open(os.path.join(d, "reiqa.json")))
+        header.update(change)
+        json.dump(header, open(os.path.join(d, "reiqa.json"), "w"))
     _one_line_error(lambda: load_model(d), needle)
-    with open(os.path.join(d, "reiqa.json"), "wb") as f:
-        f.write(b"\xff\xfe\x00 not utf-8")
-    _one_line_error(lambda: load_model(d), "unreadable")
+
+
+def test_a_checkpoint_of_the_other_branch_is_refused(tiny, tmp_path):
+    """reiqa train records which encoder it trained; asking for the other one is an error."""
+    d = save_model(tmp_path / "trained", tiny[0], meta={"source": "reiqa train",
+                                                        "branch": "quality"})
+    assert load_model(d, branch="quality").arch == ARCH
+    with pytest.raises(WrongBranch) as info:
+        load_model(d, branch="content")
+    assert info.value.found == "quality" and str(info.value) == (
+        f"{d} is a quality encoder (its reiqa.json says branch: quality), not a content one")
+    converted = save_model(tmp_path / "converted", tiny[0], meta={"source": "x.pth"})
+    assert read_header(converted, branch="content")["arch"] == ARCH  # says nothing: taken
+
+
+def test_checkpoint_folders_follow_the_umask(tiny, tmp_path):
+    """Folders and files as any other program makes them (0755 / 0644 under umask 022)."""
+    previous = os.umask(0o022)
+    try:
+        d = save_model(tmp_path / "ck", tiny[0], queue=np.zeros((4, 16)), epoch=1)
+    finally:
+        os.umask(previous)
+    modes = {os.stat(root).st_mode & 0o777 for root, _, _ in os.walk(d)}
+    files = {os.stat(os.path.join(root, f)).st_mode & 0o777
+             for root, _, names in os.walk(d) for f in names}
+    assert modes == {0o755} and files == {0o644}

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
+import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -16,7 +15,10 @@ from skimage import data as skdata
 
 from reiqa_jax import torch_layout as tl
 from reiqa_jax.checkpoint import load_model, load_training_state, model_arrays
-from reiqa_jax.convert import ConversionError, main, reiqa_to_torch, torch_to_reiqa
+import reiqa_jax.convert as convert_module
+from reiqa_jax import cli
+from reiqa_jax.commands.convert import main
+from reiqa_jax.convert import ConversionError, reiqa_to_torch, torch_to_reiqa
 from torch_reference import ReIQANet, randomize, training_checkpoint
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -346,42 +348,77 @@ def test_nan_weights_are_refused(tiny, capsys):
     assert not (tiny["dir"] / "inf").exists()
 
 
-_WARN_AND_CONVERT = """
-import sys, warnings, torch
-real = torch.load
-def noisy(*args, **kwargs):
-    warnings.warn("TypedStorage is deprecated", UserWarning)
-    return real(*args, **kwargs)
-torch.load = noisy
-from reiqa_jax.cli import main
-sys.exit(main(["convert", sys.argv[1], sys.argv[2]]))
-"""
-
-
-def test_torch_warnings_do_not_reach_the_user(tiny, tmp_path):
+def test_torch_warnings_do_not_reach_the_user(tiny, tmp_path, capsys, monkeypatch):
     src = _save(tmp_path, "warn.pth", tiny["sd"])
-    result = subprocess.run([sys.executable, "-c", _WARN_AND_CONVERT, str(src),
-                             str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "Warning" not in result.stderr and result.stdout.startswith("wrote ")
+    real = torch.load
+
+    def noisy(*args, **kwargs):
+        warnings.warn("TypedStorage is deprecated", UserWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", noisy)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert cli.main(["convert", str(src), str(tmp_path / "out")]) == 0
+    assert [str(w.message) for w in shown] == []
+    out, err = capsys.readouterr()
+    assert err == "" and out.startswith("wrote ")
 
 
-def test_sigterm_during_convert_leaves_nothing_behind(tmp_path):
-    """A full-size ResNet-50 takes long enough to write that the signal lands mid-save."""
-    net = randomize(ReIQANet(50, 1), seed=9)
-    src = _save(tmp_path, "big.pth", {"model": {f"module.{k}": v
-                                                for k, v in net.state_dict().items()}})
-    out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "reiqa_jax.cli", "convert", str(src),
-                                str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    deadline = time.monotonic() + 240
-    while not list(tmp_path.glob("out.tmp-*")) and process.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=240)
-    assert process.returncode == 143, (stdout, stderr)
-    lines = stderr.strip().splitlines()
-    assert lines == ["reiqa convert: interrupted by SIGTERM; nothing written"], stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.pth"]
+class _Stop(Exception):
+    pass
+
+
+def test_check_hook_stops_either_direction_with_nothing_written(tiny, tmp_path):
+    """``check`` runs between the steps; what it raises stops the conversion there."""
+    src = _save(tmp_path, "sd.pth", tiny["sd"])
+    ours = torch_to_reiqa(src, tmp_path / "ours")
+    for convert, source, out in ((torch_to_reiqa, src, tmp_path / "out"),
+                                 (reiqa_to_torch, ours, tmp_path / "out.pth")):
+        for stop_at in (1, 2) if convert is torch_to_reiqa else (1,):
+            calls = []
+
+            def check():
+                calls.append(1)
+                if len(calls) == stop_at:
+                    raise _Stop
+
+            with pytest.raises(_Stop):
+                convert(source, out, check=check)
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["ours", "sd.pth"]
+
+
+def _signal_after(monkeypatch, name, sig):
+    """Makes ``reiqa_jax.convert.NAME`` send this process ``sig`` once it has run."""
+    real = getattr(convert_module, name)
+
+    def then_signal(*args, **kwargs):
+        result = real(*args, **kwargs)
+        signal.raise_signal(sig)
+        return result
+
+    monkeypatch.setattr(convert_module, name, then_signal)
+
+
+@pytest.mark.parametrize("sig, step, to_torch", [
+    (signal.SIGTERM, "save_model", False),  # the output was written: it is removed again
+    (signal.SIGINT, "load_pth", False),  # the source was read: nothing is written
+    (signal.SIGTERM, "load_training_state", True),
+])
+def test_a_signal_stops_the_command_in_one_line_and_leaves_nothing(
+        tiny, tmp_path, capsys, monkeypatch, sig, step, to_torch):
+    # The handlers of StopSignals exist only in the main thread; elsewhere the signal kills.
+    assert threading.current_thread() is threading.main_thread()
+    src = _save(tmp_path, "sd.pth", tiny["sd"])
+    if to_torch:
+        src = torch_to_reiqa(src, tmp_path / "ours")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = tmp_path / ("back.pth" if to_torch else "out")
+    _signal_after(monkeypatch, step, sig)
+    handler = signal.getsignal(sig)
+    code = cli.main(["convert", str(src), str(out), *(["--to-torch"] if to_torch else [])])
+    assert code == 128 + sig
+    assert capsys.readouterr().err.splitlines() == [
+        f"reiqa convert: interrupted by {sig.name}; nothing written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert signal.getsignal(sig) is handler  # the previous handler is back

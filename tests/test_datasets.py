@@ -97,3 +97,21 @@ def test_wrong_manual_dir_is_one_line(tmp_path):
     (tmp_path / "kadid" / "dmos.csv").write_text("dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,high,0\n")
     with pytest.raises(core.DatasetError, match="unexpected content"):
         datasets.prepare("kadid10k", tmp_path / "kadid", data_dir=tmp_path / "tfds")
+
+
+def test_a_build_follows_its_label_files(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    iqa_fixtures.make_iqa_csv(manual)
+    said = []
+    records = datasets.load_records("iqa_csv", manual, data_dir=tmp_path / "tfds", log=said.append)
+    assert records.scores.tolist() == [4.25, 3.5, 2.0] and not said  # sorted by path
+    # Edited: a score changed, a row removed. The build is made again, and says so.
+    (manual / "scores.csv").write_text("path,score,group\nimgs/a.png,1.5,x\nc.jpg,4.25,y\n")
+    records = datasets.load_records("iqa_csv", manual, data_dir=tmp_path / "tfds", log=said.append)
+    assert records.relative_paths == ["c.jpg", "imgs/a.png"]
+    assert records.scores.tolist() == [4.25, 1.5] and records.groups == ["y", "x"]
+    assert len(said) == 1 and "changed since" in said[0]
+    # Unchanged: the build is reused as it is.
+    again = datasets.load_records("iqa_csv", manual, data_dir=tmp_path / "tfds", log=said.append)
+    assert again.scores.tolist() == [4.25, 1.5] and len(said) == 1

@@ -17,6 +17,9 @@ from reiqa_jax.extract import IMAGENET_MEAN, IMAGENET_STD
 from torch_reference import ReIQANet, randomize, training_checkpoint
 
 SIZE = (131, 97)  # odd width and height: the half scale floors both
+# ResNet-50s at an eighth of the width: the released layout (every key of the .pth,
+# bottlenecks, downsample branches), 2 x 256 features per encoder instead of 2 x 2048.
+WIDTH = 0.125
 
 
 def demo_features(model, path, normalize):
@@ -37,8 +40,8 @@ def released(tmp_path_factory):
     root = tmp_path_factory.mktemp("released")
     models = {}
     for seed, name in enumerate(("quality", "content")):
-        model = randomize(ReIQANet(), seed=10 + seed).eval()
-        ema = randomize(ReIQANet(), seed=20 + seed).eval()
+        model = randomize(ReIQANet(width=WIDTH), seed=10 + seed).eval()
+        ema = randomize(ReIQANet(width=WIDTH), seed=20 + seed).eval()
         torch.save(training_checkpoint(model, ema, queue_size=64, epoch=3, seed=seed),
                    root / f"{name}_aware_r50.pth")
         models[name] = model
@@ -64,7 +67,7 @@ def test_convert_then_extract_gives_the_released_demo_features(released, capsys)
         for name, normalize in (("quality", False), ("content", True)):
             ref = demo_features(models[name], path, normalize)
             got = result[name][row]
-            assert got.shape == ref.shape == (4096,)
+            assert got.shape == ref.shape == (2 * 2048 * WIDTH,)
             assert np.abs(got - ref).max() / np.abs(ref).max() <= 1e-4, (name, path)
 
 

@@ -1,20 +1,22 @@
 """`reiqa extract` as a command: resumable output, signals, output checks, CSV columns,
 exit status, one-line errors."""
-import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from bad_inputs import photo
 from reiqa_jax import cli
 from reiqa_jax.checkpoint import build_model, save_model
-from reiqa_jax.extract import load_features
+from reiqa_jax.scoring.features import load_features
 from model_testing import random_arrays
 
 ARCH = dict(depth=18, width=0.25, feat_dim=16)
@@ -95,14 +97,25 @@ def test_signal_mid_run_then_the_same_command_gives_the_uninterrupted_npz(
     assert not partial.exists()
 
 
-def test_low_memory_gives_the_same_features(ckpts, folder, uninterrupted, tmp_path):
-    out = tmp_path / "low.npz"
-    assert cli.main(_argv(ckpts, out, folder, extra=[*STEPWISE, "--low-memory"])) == 0
-    got, want = load_features(out), load_features(uninterrupted)
-    assert got.paths == want.paths
-    for name in ("quality", "content"):
-        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=0,
-                                   atol=1e-5 * np.abs(getattr(want, name)).max())
+def test_a_signal_during_start_up_stops_in_one_line_with_nothing_written(
+        ckpts, folder, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while jax loads (here: as the CPU devices are set up) is handled like any other."""
+    import reiqa_jax.cpu_devices
+
+    assert threading.current_thread() is threading.main_thread()  # where the handlers live
+    real = reiqa_jax.cpu_devices.use_cpu_devices
+
+    def then_ctrl_c(*args):
+        result = real(*args)
+        signal.raise_signal(signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(reiqa_jax.cpu_devices, "use_cpu_devices", then_ctrl_c)
+    code = cli.main(_argv(ckpts, tmp_path / "o.npz", folder))
+    assert code == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "reiqa extract: stopped by SIGINT before any image was finished; nothing written"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_is_checked_before_anything_is_computed(ckpts, folder, tmp_path, capsys):
@@ -140,8 +153,15 @@ def test_existing_output_needs_overwrite_and_output_name_is_reported(ckpts, fold
     code = cli.main(_argv(ckpts, out, image, image))
     assert "exists; pass --overwrite" in _one_error_line(capsys.readouterr().err, code)
     assert (tmp_path / "feats.npz").read_bytes() == before
-    assert cli.main(_argv(ckpts, out, image, image, extra=["--overwrite"])) == 0
-    assert len(load_features(tmp_path / "feats.npz").paths) == 2
+    first = load_features(tmp_path / "feats.npz")
+    # --low-memory (YNNPACK's convolutions): the same features, float32 rounding apart
+    assert cli.main(_argv(ckpts, out, image, image, extra=["--overwrite", "--low-memory"])) == 0
+    again = load_features(tmp_path / "feats.npz")
+    assert again.paths == first.paths * 2
+    for name in ("quality", "content"):
+        want = np.repeat(getattr(first, name), 2, axis=0)
+        np.testing.assert_allclose(getattr(again, name), want, rtol=0,
+                                   atol=1e-5 * np.abs(want).max())
     assert not (tmp_path / "feats.npz.partial").exists()
 
 
@@ -209,21 +229,52 @@ def test_checkpoint_problems_are_one_line_errors(ckpts, folder, tmp_path, capsys
     code = cli.main(["extract", "--quality-ckpt", str(nan_dir), "-o", str(tmp_path / "o"), image])
     line = _one_error_line(capsys.readouterr().err, code)
     assert "NaN or Inf" in line and "encoder/layer2/0/conv1/kernel" in line
-    for change in ({"depth": 77}, {"width": "wide"}, {"feat_dim": -1}, {"arch": [1]},
-                   {"items": "model"}, None):
-        bad = tmp_path / f"tampered{len(list(tmp_path.iterdir()))}"
-        save_model(bad, build_model(ARCH, random_arrays(ARCH, 4)))
-        header = json.loads((bad / "reiqa.json").read_text())
-        if change is None:
-            (bad / "reiqa.json").write_bytes(b"\xff\xfe\x00garbage")
-        else:
-            for key, value in change.items():
-                (header["arch"] if key in ARCH else header)[key] = value
-            (bad / "reiqa.json").write_text(json.dumps(header))
-        code = cli.main(["extract", "--content-ckpt", str(bad), "-o", str(tmp_path / "o"), image])
-        line = _one_error_line(capsys.readouterr().err, code)
-        assert f"content checkpoint {bad}" in line, line
+    # A tampered reiqa.json (every kind of damage: test_checkpoint.py) is named in one line.
+    bad = Path(save_model(tmp_path / "tampered", build_model(ARCH, random_arrays(ARCH, 4))))
+    (bad / "reiqa.json").write_bytes(b"\xff\xfe\x00garbage")
+    code = cli.main(["extract", "--content-ckpt", str(bad), "-o", str(tmp_path / "o"), image])
+    line = _one_error_line(capsys.readouterr().err, code)
+    assert f"content checkpoint {bad}: " in line and "unreadable" in line
     assert not list(tmp_path.glob("o*"))
+
+
+def test_a_checkpoint_of_the_other_branch_is_refused_in_one_line(folder, tmp_path, capsys):
+    image = str(sorted(folder.iterdir())[0])
+    trained = {}
+    for seed, branch in enumerate(("quality", "content")):  # as reiqa train / export write them
+        trained[branch] = Path(save_model(tmp_path / f"{branch}_run",
+                                          build_model(ARCH, random_arrays(ARCH, seed)),
+                                          meta={"source": "reiqa train", "branch": branch}))
+    before = sorted(tmp_path.iterdir())
+    for given, other in (("content", "quality"), ("quality", "content")):
+        code = cli.main(["extract", f"--{given}-ckpt", str(trained[other]), "-o",
+                         str(tmp_path / "o.npz"), image])
+        line = _one_error_line(capsys.readouterr().err, code)
+        assert line == (f"reiqa extract: error: --{given}-ckpt {trained[other]}: "
+                        f"{trained[other]} is a {other} encoder (its reiqa.json says branch: "
+                        f"{other}), not a {given} one; give it as --{other}-ckpt")
+    assert sorted(tmp_path.iterdir()) == before  # nothing written
+
+
+def test_decompression_bombs_are_skipped_at_the_documented_limit_without_warnings(
+        ckpts, folder, tmp_path, capsys):
+    limit = 89_478_485  # PIL's limit, the --max-pixels default its help quotes
+    with pytest.raises(SystemExit):
+        cli.main(["extract", "--help"])
+    assert f"limit, {limit}" in " ".join(capsys.readouterr().out.split())
+    bombs = {tmp_path / "over.png": (9_500, 9_500), tmp_path / "twice_over.png": (14_000, 13_000)}
+    for path, size in bombs.items():
+        Image.new("1", size).save(path)
+    image = sorted(folder.iterdir())[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = cli.main(_argv(ckpts, tmp_path / "o.npz", image, *bombs))
+    err = capsys.readouterr().err
+    assert code == 1 and "Warning" not in err and not caught
+    for path, (width, height) in bombs.items():
+        assert (f"reiqa extract: skipped {path}: image has {width}x{height} = "
+                f"{width * height} pixels, more than the limit of {limit} ") in err
+    assert load_features(tmp_path / "o.npz").failed == [str(path) for path in bombs]
 
 
 def test_damaged_checkpoint_data_is_one_line_even_at_exit(ckpts, folder, tmp_path):

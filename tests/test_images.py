@@ -1,6 +1,8 @@
 """The image loader: demo-exact decoding and half scale, and every bad input reported."""
 
+import concurrent.futures
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +10,8 @@ import pytest
 from PIL import Image
 
 from bad_inputs import make_mixed_folder, photo, with_exif_orientation
-from reiqa_jax.images import ImageLoadError, check_max_pixels, image_size, load_image
+from reiqa_jax.images import (DEFAULT_MAX_PIXELS, ImageLoadError, check_max_pixels, image_size,
+                              load_image)
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +95,34 @@ def test_pixel_limit_is_configurable(tmp_path):
         load_image(Path(path), max_pixels=1000)
 
 
-def test_bomb_beyond_pils_hard_limit_is_reported_not_raised(tmp_path):
-    # Over twice PIL's limit, Image.open itself raises DecompressionBombError.
-    path = tmp_path / "bomb2x.png"
-    Image.new("1", (14_000, 13_000)).save(path)
-    for read in (image_size, load_image):
-        with pytest.raises(ImageLoadError, match="decompression bomb"):
-            read(path)
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory):
+    """1-bit PNGs over PIL's limit (PIL warns) and over twice it (PIL refuses); small files."""
+    folder = tmp_path_factory.mktemp("bombs")
+    sizes = {"over.png": (9_500, 9_500), "twice_over.png": (14_000, 13_000)}
+    for name, size in sizes.items():
+        Image.new("1", size).save(folder / name)
+    return {folder / name: size for name, size in sizes.items()}
+
+
+def test_bombs_are_refused_at_our_limit_without_pils_warning(bombs):
+    limit = Image.MAX_IMAGE_PIXELS
+    assert DEFAULT_MAX_PIXELS == limit == 89_478_485  # the figure the --max-pixels help quotes
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # Threads read headers at once, as extraction does; PIL's limit comes back right.
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            sizes = list(pool.map(image_size, [path for path in bombs for _ in range(4)]))
+        for path, (width, height) in bombs.items():
+            with pytest.raises(ImageLoadError) as info:
+                load_image(path)
+            assert str(info.value) == (
+                f"image has {width}x{height} = {width * height} pixels, more than the limit of "
+                f"{DEFAULT_MAX_PIXELS} (possible decompression bomb; see max_pixels / "
+                f"--max-pixels)")
+    assert sizes == [(height, width) for width, height in bombs.values() for _ in range(4)]
+    assert [str(w.message) for w in caught] == []
+    assert Image.MAX_IMAGE_PIXELS == limit
 
 
 def test_special_files_are_refused_without_being_read(tmp_path):
@@ -115,17 +139,11 @@ def test_special_files_are_refused_without_being_read(tmp_path):
             read(tmp_path)
 
 
-def test_max_pixels_must_be_positive_and_may_exceed_pils_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after
+def test_max_pixels_must_be_positive_and_may_exceed_pils_limit(bombs):
     for bad in (0, -5, 2.5, True):
         with pytest.raises(ValueError, match="max_pixels"):
             check_max_pixels(bad)
-    path = tmp_path / "big.png"
-    Image.new("1", (14_000, 13_000)).save(path)  # over twice PIL's limit
-    with pytest.raises(ImageLoadError, match="decompression bomb"):
-        image_size(path)
-    check_max_pixels(200_000_000)  # a user who wants such images gets them
-    assert Image.MAX_IMAGE_PIXELS == 200_000_000
-    assert image_size(path) == (13_000, 14_000)
+    path = next(path for path, size in bombs.items() if size[0] * size[1] > 100_000_000)
     with pytest.raises(ImageLoadError, match="more than the limit of 100000000"):
-        load_image(path, max_pixels=100_000_000)  # refused before decoding
+        load_image(path, max_pixels=100_000_000)  # refused from its header, before decoding
+    assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS  # PIL's own limit is left as it was

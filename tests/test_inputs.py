@@ -88,3 +88,19 @@ def test_folders_keep_broken_links_and_special_files_and_follow_folder_links(tmp
     assert [p[len(str(root)) + 1:] for p in expanded.paths] == [
         "b.jpg", "c.png", "linked/d.png", "sub/a.png"]
     assert [Path(p).name for p in expanded.skipped] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("header, column", [
+    ("MOS,name", "name"), ("Image_path,path,MOS", "Image_path"), ("score,file,group", "file"),
+])
+def test_image_lists_and_scores_files_find_the_path_column_alike(tmp_path, header, column):
+    from reiqa_jax.scoring.scores_csv import read_scores_csv
+
+    names = header.split(",")
+    row = {name: ("3.5" if name.lower() in ("mos", "score") else "x") for name in names}
+    row[column] = "img.png"
+    photo(size=(8, 8)).save(tmp_path / "img.png")
+    (tmp_path / "list.csv").write_text(header + "\n" + ",".join(row[n] for n in names) + "\n")
+    assert expand_inputs([str(tmp_path / "list.csv")]).entries == ["img.png"]
+    scores = read_scores_csv(tmp_path / "list.csv")
+    assert scores.entries == ["img.png"] and scores.scores.tolist() == [3.5]

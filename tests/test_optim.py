@@ -1,5 +1,6 @@
 """LARS / SGD chains and the official schedules against the official formulas."""
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +11,7 @@ import torch
 from ml_collections import ConfigDict
 
 from reference_moco_torch import lars_step
+from reiqa_jax.config_file import load_config
 from reiqa_jax import optim
 
 
@@ -60,7 +62,55 @@ def test_num_steps_override_and_cosine_schedule():
     assert values[0] == 0 and values[10] == pytest.approx(0.03) and values[100] == pytest.approx(0)
     assert np.all(np.diff(values[:11]) > 0) and np.all(np.diff(values[10:]) <= 1e-9)
     with pytest.raises(ValueError, match="lr_schedule"):
-        optim.make_schedule(_config(lr_schedule="step"), steps_per_epoch=1, total_steps=1)
+        optim.make_schedule(_config(lr_schedule="linear"), steps_per_epoch=1, total_steps=1)
+
+
+def pycontrast_step_lr(epoch, idx, n_iter, *, lr, decay_epochs, decay_rate, warm_epochs,
+                       warmup_from):
+    """PyContrast without --cosine, restated: adjust_learning_rate at the start
+    of epoch ``epoch`` (1-based) = lr * rate ** (number of milestones the epoch
+    is past), then warmup_learning_rate per iteration (warmup_to = lr)."""
+    value = lr
+    steps = sum(epoch > d for d in decay_epochs)
+    if steps > 0:
+        value = lr * decay_rate ** steps
+    if warm_epochs and epoch <= warm_epochs:
+        p = (idx + (epoch - 1) * n_iter) / (warm_epochs * n_iter)
+        value = warmup_from + p * (lr - warmup_from)
+    return value
+
+
+def _content_config(**overrides):
+    config = load_config(str(Path(__file__).resolve().parents[1] / "configs"
+                             / "moco_v2_content_r50.py"))
+    config.update(overrides)
+    return config
+
+
+def test_content_schedule_is_pycontrast_without_cosine_at_every_step():
+    config = _content_config()
+    assert (config.lr_schedule, config.learning_rate, config.num_epochs) == ("step", 0.03, 200)
+    assert tuple(config.lr_decay_epochs) == (120, 160) and config.lr_decay_rate == 0.1
+    assert config.warmup_epochs == 0 and config.optimizer == "sgd"
+    # The recipe itself, at every epoch (the rate is constant within an epoch).
+    spe = 3
+    full = optim.make_schedule(config, steps_per_epoch=spe, total_steps=200 * spe)
+    steps = np.arange(200 * spe)
+    want = [pycontrast_step_lr(s // spe + 1, s % spe, spe, lr=0.03, decay_epochs=(120, 160),
+                               decay_rate=0.1, warm_epochs=0, warmup_from=0.01) for s in steps]
+    np.testing.assert_allclose(full(steps), want, rtol=1e-12)
+    assert full(120 * spe - 1) == pytest.approx(0.03) and full(120 * spe) == pytest.approx(0.003)
+    assert full(160 * spe) == pytest.approx(0.0003)
+    # A short run with a warmup (as PyContrast forces for batches > 256) and
+    # milestones inside it: every step, one at a time as the trainer asks.
+    spe, epochs = 7, 10
+    short = optim.make_schedule(_content_config(num_epochs=epochs, warmup_epochs=2,
+                                                lr_decay_epochs=(6, 8)),
+                                steps_per_epoch=spe, total_steps=epochs * spe)
+    for s in range(epochs * spe):
+        assert short(s) == pytest.approx(pycontrast_step_lr(
+            s // spe + 1, s % spe, spe, lr=0.03, decay_epochs=(6, 8), decay_rate=0.1,
+            warm_epochs=2, warmup_from=0.01), rel=1e-12), s
 
 
 def _params(seed):

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -13,9 +14,10 @@ from reiqa_jax import cli
 from reiqa_jax.checkpoint import save_model
 from reiqa_jax.extract import FeatureExtractor, extract_features
 from reiqa_jax.models import ReIQAModel
-from reiqa_jax.quality_model import (ModelDirError, load_quality_model, make_model_dir,
+from reiqa_jax.scoring.model_dir import (ModelDirError, load_quality_model, make_model_dir,
                                      score_images)
-from reiqa_jax.regress import Candidate, Regressor, fit_regressor
+from reiqa_jax.scoring.protocol import Candidate, fit_regressor
+from reiqa_jax.scoring.regressor import Regressor
 
 ARCH = dict(depth=18, width=0.25)  # 2 x 128 features per encoder
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -172,3 +174,104 @@ def test_make_model_dir_errors(setup, tmp_path):
     assert not (model / "content").exists()
     rows = score_images([str(setup["root"] / "train" / "rocket_q40.jpg")], model)
     assert rows[0].score == pytest.approx(1.0)
+
+
+def _one_line(capsys, status, expected, prog="reiqa score"):
+    err = capsys.readouterr().err
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), err
+    assert expected in err and "Traceback" not in err, err
+
+
+def test_output_is_checked_first_and_never_replaced(setup, inputs, tmp_path, capsys):
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my,own\n")
+    (tmp_path / "folder").mkdir()
+    # The output is checked before the model folder is even read (--model does not exist).
+    for out, expected in ((mine, "exists; pass --overwrite"), (tmp_path / "folder", "is a folder"),
+                          (mine / "x.csv", "is not a writable folder")):
+        status = cli.main(["score", str(inputs), "--model", str(tmp_path / "no_model"),
+                           "-o", str(out)])
+        _one_line(capsys, status, expected)
+    assert mine.read_text() == "my,own\n" and not list(tmp_path.glob("*.partial"))
+    assert cli.main(["score", str(inputs / "a_good.jpg"), "--model", str(setup["model"]),
+                     "-o", str(mine), "--overwrite", "--no-progress"]) == 0
+    assert mine.read_text().startswith("path,score\n") and len(mine.read_text().splitlines()) == 2
+    assert not (tmp_path / "mine.csv.partial").exists()
+
+
+def test_damaged_model_folders_are_one_line_and_made_with_normal_permissions(setup, inputs,
+                                                                            tmp_path, capsys):
+    import shutil
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert setup["model"].stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+    image = str(inputs / "a_good.jpg")
+    truncated = tmp_path / "truncated"
+    shutil.copytree(setup["model"], truncated)
+    whole = (truncated / "regressor.npz").read_bytes()
+    (truncated / "regressor.npz").write_bytes(whole[: len(whole) // 2])
+    _one_line(capsys, cli.main(["score", image, "--model", str(truncated)]),
+              "no readable regressor")
+    nan = tmp_path / "nan"
+    shutil.copytree(setup["model"], nan, ignore=shutil.ignore_patterns("quality", "content"))
+    with np.load(nan / "regressor.npz") as arrays:
+        values = dict(arrays)
+    values["coef"][3] = np.nan
+    np.savez(nan / "regressor.npz", **values)
+    _one_line(capsys, cli.main(["score", image, "--model", str(nan)]),
+              "coef hold NaN or infinite values")
+    with pytest.raises(ModelDirError, match="NaN"):
+        load_quality_model(nan)
+
+
+@pytest.fixture(scope="module")
+def many(setup):
+    """96 images of one size: twelve batches of 8."""
+    folder = setup["root"] / "many"
+    folder.mkdir()
+    for i in range(96):
+        image = photo(PHOTOS[i % 4], (64, 48))
+        (folder / f"{i:02d}.jpg").write_bytes(jpeg_bytes(image, quality=5 + i))
+    return folder
+
+
+def test_ctrl_c_keeps_finished_scores_and_a_rerun_resumes(setup, many, tmp_path, capsys):
+    """As a user runs it: Ctrl-C -> one line, exit 130, scores saved; the same
+    command again scores only the rest and writes every row."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "scores.csv"
+    argv = ["score", str(many), "--model", str(setup["model"]), "-o", str(out), "--no-progress"]
+    process = subprocess.Popen([sys.executable, "-m", "reiqa_jax.cli", *argv, "--save-every",
+                                "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while (not list((tmp_path / "scores.csv.partial").glob("shard-*.npz"))
+           and process.poll() is None and time.monotonic() < deadline):
+        time.sleep(0.01)  # until the first finished scores are saved
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert lines[0].startswith("reiqa score: stopped by SIGINT; ") and "run the same" in lines[0]
+    saved = int(lines[0].split("; ")[1].split(" of ")[0])
+    assert 0 < saved < 96 and not out.exists() and stdout == ""
+    # The same command again: resumes, and the rows are those of a run never stopped.
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"resuming: {saved} of 96 image(s) already scored" in err
+    assert not (tmp_path / "scores.csv.partial").exists()
+    assert cli.main(["score", str(many), "--model", str(setup["model"]), "-o",
+                     str(tmp_path / "straight.csv"), "--no-progress"]) == 0
+    got = list(csv.reader(out.open()))
+    want = list(csv.reader((tmp_path / "straight.csv").open()))
+    assert got[0] == want[0] == ["path", "score"] and len(got) == 97
+    assert [row[0] for row in got] == [row[0] for row in want]
+    np.testing.assert_allclose([float(row[1]) for row in got[1:]],
+                               [float(row[1]) for row in want[1:]], rtol=1e-4)

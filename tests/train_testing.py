@@ -1,5 +1,7 @@
-"""Helpers for the trainer tests: cheap stand-in distortions, a tiny photo
-folder, a tiny config, and running ``reiqa train`` as a real process."""
+"""Helpers for the trainer tests: a tiny photo folder, a tiny config (with
+the cheap ``stand_in`` distortions of ``reiqa_jax.augment.op_sets``: the
+trainer tests exercise the loop, the real ops have their own tests), and
+running ``reiqa train`` as a real process."""
 from __future__ import annotations
 
 import json
@@ -8,31 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-TESTS = Path(__file__).resolve().parent
-
-
-def _standin(n):
-    def op(key, image, level):
-        gain = 1.0 - 0.012 * n * (jnp.asarray(level, jnp.float32) + 1.0) / 5.0
-        noise = jax.random.uniform(key, image.shape, minval=-1, maxval=1)
-        return jnp.clip(image * gain + noise * 0.004 * (n % 4), 0.0, 1.0)
-    return op
-
-
-# 26 cheap distortions: the trainer tests exercise the loop, not the ops
-# (those have their own tests), and the real registry takes ~20 s to compile.
-OPS = tuple(_standin(n) for n in range(1, 27))
-
 # The smoke recipe shrunk further for tests (each key is a --config override).
+# Whole pictures: write_photos' widths 91-100 at multiples of 32 make two
+# canvases (96 x 96, 96 x 128), so runs switch between compiled steps.
 TINY = {
     "model.depth": 18, "model.width": 0.25, "model.feat_dim": 16,
     "batch_size": 4, "num_epochs": 2, "queue_size": 128, "learning_rate": 1.0,
-    "views.patch_size": 32, "views.n_aug": 1, "views.ops": "train_testing:OPS",
-    "tile_hw": (64, 96), "log_every_steps": 1, "checkpoint_every_steps": 2,
+    "views.patch_size": 32, "views.n_aug": 1, "views.ops": "stand_in",
+    "canvas.step": 32, "log_every_steps": 1, "checkpoint_every_steps": 2,
     "warmup_epochs": 1, "input.workers": 0, "input.threads": 2,
 }
 
@@ -59,9 +44,7 @@ def overrides(**extra) -> list[str]:
 
 def env(devices: int = 1) -> dict:
     # (the compilation cache folder of the session comes with os.environ: conftest.py)
-    e = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices), PYTHONUNBUFFERED="1")
-    e["PYTHONPATH"] = os.pathsep.join([str(TESTS), e.get("PYTHONPATH", "")])
-    return e
+    return dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices), PYTHONUNBUFFERED="1")
 
 
 def train_cmd(workdir, data, *extra_args, **config) -> list[str]:

@@ -6,7 +6,7 @@ See reiqa_jax/convert.py for the accepted layouts.
 """
 import sys
 
-from reiqa_jax.convert import main
+from reiqa_jax.commands.convert import main
 
 if __name__ == "__main__":
     sys.exit(main())

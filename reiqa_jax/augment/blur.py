@@ -30,6 +30,11 @@ How each matches the official ``datasets/iqa_distortions.py``:
   Lens blur convolves in float32; where the float64 sum lies within float32
   error of an integer the two may truncate differently (< 0.2% of pixels).
   Both differences are a single uint8 level; PSNR to scipy stays > 60 dB.
+
+A picture smaller than its array (``valid_hw``, see ``extent.py``): both
+border rules repeat the edge pixel, so the array beyond the picture is made
+to repeat it before each filter pass (``extent.edge_extend``); the picture's
+pixels then come out as for the picture alone.
 """
 
 import functools
@@ -40,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from reiqa_jax.augment.extent import edge_extend, edge_extend_axis
 from reiqa_jax.augment.filters import level_dispatch, shifted_sum
 from reiqa_jax.augment.quantize import truncate_u8
 from reiqa_jax.normalize import to_unit_float
@@ -103,7 +109,7 @@ def identity_weights(half_width):
     return taps
 
 
-def pil_box_blur_u32(x, weights):
+def pil_box_blur_u32(x, weights, valid_hw=None):
     """Pillow's multi-pass box blur on integer pixels.
 
     Args:
@@ -111,6 +117,8 @@ def pil_box_blur_u32(x, weights):
       weights: (P, K) uint32, one row of taps per pass (K odd; may be traced).
         All P passes run horizontally, then all P vertically, each rounding
         back to 0..255 as Pillow's ``(sum + 2^23) >> 24`` does.
+      valid_hw: optional int32 (2,): the picture is x[:h, :w]; each pass
+        first repeats its edge along the pass's axis (Pillow's clamped window).
 
     Returns (H, W, C) uint32 in 0..255. Sums stay below 2^32 because the taps
     of a pass add up to at most 2^24 and pixels are at most 255.
@@ -120,6 +128,8 @@ def pil_box_blur_u32(x, weights):
     for axis in (1, 0):
         # scan over passes: one traced pass body instead of P copies.
         def one_pass(x, w, axis=axis):
+            if valid_hw is not None:
+                x = edge_extend_axis(x, valid_hw[axis], axis)
             s = shifted_sum(x, w, axis=axis, center=center)
             return (s + half) >> 24, None
 
@@ -127,13 +137,16 @@ def pil_box_blur_u32(x, weights):
     return x
 
 
-def _box_pass_fixed(x, taps, axis):
+def _box_pass_fixed(x, taps, axis, n_valid=None):
     """One Pillow box pass with constant taps (numpy uint32, odd length).
 
     Equal taps (the box's inner ``ww`` run, the two outer ``fw``) are summed
     first and multiplied once; zero taps are skipped. Same uint32 result as
-    ``shifted_sum`` + ``(s + 2^23) >> 24``.
+    ``shifted_sum`` + ``(s + 2^23) >> 24``. ``n_valid``: the picture's length
+    along ``axis`` (its edge is repeated beyond it first).
     """
+    if n_valid is not None:
+        x = edge_extend_axis(x, n_valid, axis)
     half = len(taps) // 2
     nz = np.nonzero(taps)[0]
     lo, hi = int(nz.min()) - half, int(nz.max()) - half
@@ -155,17 +168,21 @@ def _box_pass_fixed(x, taps, axis):
     return (out + jnp.uint32(1 << 23)) >> 24
 
 
-def pil_box_blur_fixed(x, weights):
+def pil_box_blur_fixed(x, weights, valid_hw=None):
     """``pil_box_blur_u32`` for constant (numpy) weights (P, K): each pass
     uses only its own taps. Bit-identical to ``pil_box_blur_u32``."""
     for axis in (1, 0):
+        n_valid = None if valid_hw is None else valid_hw[axis]
         for taps in weights:
-            x = _box_pass_fixed(x, np.asarray(taps, np.uint32), axis)
+            if np.array_equal(taps, identity_weights(len(taps) // 2)):
+                continue  # a padding pass: the pixels as they are
+            x = _box_pass_fixed(x, np.asarray(taps, np.uint32), axis, n_valid)
     return x
 
 
 def _box_blur_by_index(table):
-    """(x, index) -> box blur of uint32 ``x`` with ``table[index]`` (L, P, K).
+    """(x, index, valid_hw=None) -> box blur of uint32 ``x`` with
+    ``table[index]`` (L, P, K), of the picture x[:h, :w] when valid_hw is given.
 
     A scalar index (``jit``, ``lax.map``/``lax.switch``) runs a ``lax.switch``
     over ``pil_box_blur_fixed`` programs, each as short as its own taps. Under
@@ -175,19 +192,20 @@ def _box_blur_by_index(table):
     """
     table = np.asarray(table, np.uint32)
 
-    def switch(x, index):
-        branches = [functools.partial(pil_box_blur_fixed, weights=w) for w in table]
-        return lax.switch(jnp.clip(index, 0, len(table) - 1), branches, x)
+    def switch(x, index, *valid):
+        branches = [lambda x, *v, w=w: pil_box_blur_fixed(x, w, *v) for w in table]
+        return lax.switch(jnp.clip(index, 0, len(table) - 1), branches, x, *valid)
 
-    def padded(x, index):
-        return pil_box_blur_u32(x, jnp.asarray(table)[index])
+    def padded(x, index, *valid):
+        return pil_box_blur_u32(x, jnp.asarray(table)[index], *valid)
 
     f = level_dispatch(switch, padded)
 
-    def apply(x, index):
+    def apply(x, index, valid_hw=None):
+        valid = () if valid_hw is None else (jnp.asarray(valid_hw, jnp.int32),)
         if isinstance(index, (int, np.integer)):
-            return pil_box_blur_fixed(x, table[int(index)])
-        return f(x, jnp.asarray(index, jnp.int32))
+            return pil_box_blur_fixed(x, table[int(index)], *valid)
+        return f(x, jnp.asarray(index, jnp.int32), *valid)
 
     return apply
 
@@ -206,17 +224,19 @@ _GAUSS_TABLE = np.stack([
 _gauss_blur = _box_blur_by_index(_GAUSS_TABLE)
 
 
-def gaussian_blur(key, image, level):
+def gaussian_blur(key, image, level, valid_hw=None):
     """Distortion 1: Pillow ``GaussianBlur(radius=sigma)``, sigma 0.1/0.5/1/2/5.
 
     Args:
       key: unused (deterministic op).
       image: (H, W, 3) float32 in [0, 1] on the uint8 grid.
       level: int or traced int32 scalar in 0..4.
+      valid_hw: optional int32 (2,): blur the picture image[:h, :w] alone
+        (``extent.py``); the rest of the output is unspecified.
     Returns (H, W, 3) float32 on the uint8 grid, bit-exact with Pillow.
     """
     del key
-    return to_unit_float(_gauss_blur(_to_u32(image), level))
+    return to_unit_float(_gauss_blur(_to_u32(image), level, valid_hw))
 
 
 # --------------------------------------------------------------------------
@@ -248,16 +268,16 @@ def denoise_noise(key, image, level):
     return truncate_u8(image + sigma * jax.random.normal(key, image.shape))
 
 
-def denoise_filter(image, which):
+def denoise_filter(image, which, valid_hw=None):
     """Denoise, second stage: 0 -> Pillow GaussianBlur(3), 1 -> BoxBlur(2).
 
     ``which`` may be traced; both filters share one 3-pass schedule.
     Returns (H, W, 3) float32 on the uint8 grid, bit-exact with Pillow.
     """
-    return to_unit_float(_denoise_blur(_to_u32(image), which))
+    return to_unit_float(_denoise_blur(_to_u32(image), which, valid_hw))
 
 
-def denoise(key, image, level):
+def denoise(key, image, level, valid_hw=None):
     """Distortion 12: additive white noise, then a random smoothing filter.
 
     ``denoise_noise``, then with equal probability Pillow
@@ -266,7 +286,7 @@ def denoise(key, image, level):
     """
     k_noise, k_filter = jax.random.split(key)
     which = jax.random.bernoulli(k_filter).astype(jnp.int32)
-    return denoise_filter(denoise_noise(k_noise, image, level), which)
+    return denoise_filter(denoise_noise(k_noise, image, level), which, valid_hw)
 
 
 # --------------------------------------------------------------------------
@@ -422,7 +442,7 @@ def _lens_switch(x, level):
 _lens_sum = level_dispatch(_lens_switch, _lens_padded)
 
 
-def lens_blur(key, image, level):
+def lens_blur(key, image, level, valid_hw=None):
     """Distortion 2: disk (pillbox) blur, radius 1/2/4/6/8 px.
 
     ``ndimage.convolve(mode='nearest')`` into uint8: float sum, truncated.
@@ -437,6 +457,8 @@ def lens_blur(key, image, level):
     """
     del key
     x = jnp.round(image * 255.0)
+    if valid_hw is not None:  # 'nearest' border at the picture's edge
+        x = edge_extend(x, valid_hw)
     if isinstance(level, (int, np.integer)):
         blurred = _lens_fixed(x, int(level))
     else:
@@ -466,7 +488,7 @@ def _shift_clamped(x, axis):
     return jnp.take(x, idx, axis=axis)
 
 
-def motion_blur(key, image, level):
+def motion_blur(key, image, level, valid_hw=None):
     """Distortion 26: box line of length 12/16/20/24/28, vertical or horizontal.
 
     The direction is a fair coin from ``key`` (official
@@ -480,6 +502,8 @@ def motion_blur(key, image, level):
     weights = jnp.asarray(_MOTION_TABLE)[level]
     length = jnp.asarray(MOTION_LENGTHS, jnp.float32)[level]
     x = jnp.round(image * 255.0)
+    if valid_hw is not None:  # 'nearest' border at the picture's edge
+        x = edge_extend(x, valid_hw)
     vert = shifted_sum(_shift_clamped(x, axis=1), weights, axis=0, center=_MOTION_LO)
     horz = shifted_sum(_shift_clamped(x, axis=0), weights, axis=1, center=_MOTION_LO)
     vertical = jax.random.bernoulli(key)

@@ -221,6 +221,10 @@ def aliased_swap(rows, geometry, patch_size: int, valid_hw, reach: int):
     region = set_second(region, first(region) - second(region))   # y = x - y
     region = set_first(region, first(region) - second(region))    # x = x - y
     c1, c2 = first(region), second(region)
+    if rows.shape[1] < p or rows.shape[2] < p:
+        # An array narrower than a crop holds no picture the region is a view
+        # of (the region is larger than the crop): CenterCrop's copy, no write.
+        return c1, c2, rows
     # In memory the overlap holds what was written last: crop1's values.
     written = jax.lax.dynamic_update_slice(rows, c2, (zero, top + dy, left + dx, zero))
     written = jax.lax.dynamic_update_slice(written, c1, (zero, top, left, zero))

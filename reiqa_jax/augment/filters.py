@@ -70,47 +70,54 @@ def convolve2d_nearest(image, kernel):
     return jnp.transpose(out[:, 0], (1, 2, 0))
 
 
-def map_per_sample(single, padded, x, level):
+def map_per_sample(single, padded, x, level, *extra):
     """Run a level-dependent op on a batch with per-sample levels.
 
-    ``single(x_i, level_i)`` takes a scalar level and may ``lax.switch`` to a
-    program specialised for it; ``padded(x_i, level_i)`` is one program for
-    every level (tables padded to the largest), fit for ``vmap``.
-    On CPU a ``lax.map`` of ``single`` is faster (each sample runs only its
-    own level, and on this backend a loop over samples costs little); on
-    other backends ``vmap(padded)`` keeps the batch in one parallel program.
+    ``single(x_i, level_i, *extra_i)`` takes a scalar level and may
+    ``lax.switch`` to a program specialised for it; ``padded(x_i, level_i,
+    *extra_i)`` is one program for every level (tables padded to the
+    largest), fit for ``vmap``. On CPU a ``lax.map`` of ``single`` is faster
+    (each sample runs only its own level, and on this backend a loop over
+    samples costs little); on other backends ``vmap(padded)`` keeps the batch
+    in one parallel program. ``padded=None``: ``lax.map`` everywhere.
 
-    Args: x (B, ...) batch; level (B,) int32. Returns the batched output.
+    Args: x (B, ...) batch; level (B,) int32; extra: arrays with leading B
+    (e.g. the pictures' valid sizes). Returns the batched output.
     """
+    mapped = lambda x, l, *e: lax.map(lambda a: single(*a), (x, l) + tuple(e))
+    if padded is None:
+        return mapped(x, level, *extra)
     return lax.platform_dependent(
-        x, level,
-        cpu=lambda x, l: lax.map(lambda a: single(*a), (x, l)),
-        default=lambda x, l: jax.vmap(padded)(x, l))
+        x, level, *extra, cpu=mapped,
+        default=lambda x, l, *e: jax.vmap(padded)(x, l, *e))
 
 
 def level_dispatch(single, padded):
-    """(x, level) -> x, running only the chosen level's program wherever it can.
+    """(x, level, *extra) -> x, running only the chosen level's program wherever it can.
 
-    ``single(x, level)`` takes a scalar level (typically a ``lax.switch`` over
-    programs specialised per level); ``padded(x, level)`` is one program for
-    every level. A scalar level (``jit``, ``lax.map``/``lax.switch`` in
-    ``distort_batch``) calls ``single``. Under ``vmap`` a shared level stays
-    a switch around the batched op; per-sample levels, where a switch would
-    become a select running every branch, go to ``map_per_sample``.
+    ``single(x, level, *extra)`` takes a scalar level (typically a
+    ``lax.switch`` over programs specialised per level); ``padded(x, level,
+    *extra)`` is one program for every level (or None). ``extra``: arrays
+    that go with x (a picture's valid size). A scalar level (``jit``,
+    ``lax.map``/``lax.switch`` in ``distort_batch``) calls ``single``. Under
+    ``vmap`` a shared level stays a switch around the batched op; per-sample
+    levels, where a switch would become a select running every branch, go to
+    ``map_per_sample``.
     """
     @custom_batching.custom_vmap
-    def f(x, level):
-        return single(x, level)
+    def f(x, level, *extra):
+        return single(x, level, *extra)
 
     @f.def_vmap
-    def f_vmap(axis_size, in_batched, x, level):
-        x_batched, level_batched = in_batched
+    def f_vmap(axis_size, in_batched, x, level, *extra):
+        x_batched, level_batched, *extra_batched = in_batched
         if level_batched:
-            if not x_batched:
-                x = jnp.broadcast_to(x, (axis_size,) + x.shape)
-            return map_per_sample(single, padded, x, level), True
-        if x_batched:
-            return jax.vmap(single, in_axes=(0, None))(x, level), True
-        return single(x, level), False
+            args = [a if b else jnp.broadcast_to(a, (axis_size,) + jnp.shape(a))
+                    for a, b in zip((x, level) + tuple(extra), in_batched)]
+            return map_per_sample(single, padded, *args), True
+        if x_batched or any(extra_batched):
+            axes = tuple(0 if b else None for b in in_batched)
+            return jax.vmap(single, in_axes=axes)(x, level, *extra), True
+        return single(x, level, *extra), False
 
     return f

@@ -29,6 +29,11 @@ exact), then the four taps per axis read a coefficient array padded by 2
 symmetric samples per side (coefficients of a half-sample symmetric signal are
 half-sample symmetric too).
 
+A picture smaller than its array (``valid_hw``, ``extent.py``): the
+symmetric extension is taken at the picture's border (by folding indices,
+``extent.symmetric_take``) wherever the prefilter or the taps read beyond
+it, so the picture's pixels come out as for the picture alone.
+
 All functions are pure and jit/vmap friendly.
 """
 
@@ -36,6 +41,8 @@ import math
 
 import jax.numpy as jnp
 from jax import lax
+
+from reiqa_jax.augment.extent import symmetric_take
 
 _POLE = math.sqrt(3.0) - 2.0
 # Doubling stages per geometric filter: 2**4 = 16 terms of the series.
@@ -54,21 +61,26 @@ def _symmetric_pad(x, pad, axis):
     return jnp.pad(x, widths, mode="symmetric")
 
 
-def spline_prefilter_reflect(image, axes=(0, 1)):
+def spline_prefilter_reflect(image, axes=(0, 1), valid_hw=None):
     """Cubic B-spline coefficients of ``image`` under 'reflect' boundaries.
 
     Args:
       image: float array (e.g. (H, W, C) float32), any range.
       axes: the spatial axes to filter (each must have length >= 1).
+      valid_hw: optional int32 sizes, one per axis of ``axes``: the signal is
+        the leading part of each axis (the coefficients beyond are junk).
 
     Returns:
       Array of the same shape and dtype: the coefficients scipy's
       ``spline_filter(image, order=3, mode='reflect')`` gives on those axes.
     """
     out = image
-    for axis in axes:
+    for i, axis in enumerate(axes):
         n = out.shape[axis]
-        x = _symmetric_pad(out, _PREFILTER_PAD, axis)
+        if valid_hw is None:
+            x = _symmetric_pad(out, _PREFILTER_PAD, axis)
+        else:
+            x = symmetric_take(out, valid_hw[i], axis, -_PREFILTER_PAD, n + 2 * _PREFILTER_PAD)
         # Causal pass: x[i] <- sum_{m<16} z^m x[i - m]; each stage drops its
         # first s samples, which lack a left neighbour at distance s.
         for s in _PREFILTER_STAGES:
@@ -105,25 +117,31 @@ def _bspline_weights(t):
     return (w0, w1, w2, w3)
 
 
-def sample_coefficients(coeffs, y, x):
+def sample_coefficients(coeffs, y, x, valid_hw=None):
     """Evaluate a cubic spline (from ``spline_prefilter_reflect``) at points.
 
     Args:
       coeffs: (H, W, C) float coefficients.
       y, x: float arrays of one shape S (row / column coordinates in pixels,
         any value: folded by 'reflect' symmetry).
+      valid_hw: optional int32 (2,): the spline is that of coeffs[:h, :w].
 
     Returns:
       (*S, C) array, the spline value at each point, dtype of ``coeffs``.
     """
     h, w, c = coeffs.shape
-    y = _fold_reflect(y.astype(coeffs.dtype), h)
-    x = _fold_reflect(x.astype(coeffs.dtype), w)
+    vh, vw = (h, w) if valid_hw is None else (valid_hw[0], valid_hw[1])
+    y = _fold_reflect(y.astype(coeffs.dtype), vh)
+    x = _fold_reflect(x.astype(coeffs.dtype), vw)
     fy = jnp.floor(y)
     fx = jnp.floor(x)
     wy = _bspline_weights(y - fy)
     wx = _bspline_weights(x - fx)
-    padded = _symmetric_pad(_symmetric_pad(coeffs, _TAP_PAD, 0), _TAP_PAD, 1)
+    if valid_hw is None:
+        padded = _symmetric_pad(_symmetric_pad(coeffs, _TAP_PAD, 0), _TAP_PAD, 1)
+    else:
+        padded = symmetric_take(coeffs, vh, 0, -_TAP_PAD, h + 2 * _TAP_PAD)
+        padded = symmetric_take(padded, vw, 1, -_TAP_PAD, w + 2 * _TAP_PAD)
     pw = w + 2 * _TAP_PAD
     flat = padded.reshape(-1, c)
     # Index of tap (0, 0), i.e. padded row fy - 1 + pad, column fx - 1 + pad.
@@ -138,7 +156,7 @@ def sample_coefficients(coeffs, y, x):
     return out
 
 
-def warp_cubic_reflect(image, dy, dx):
+def warp_cubic_reflect(image, dy, dx, valid_hw=None):
     """``out[i, j] = spline(image)(i - dy[i, j], j - dx[i, j])`` per channel.
 
     The official ``imwarpmap``: ``map_coordinates(im[..., k], [yy - sy,
@@ -147,6 +165,7 @@ def warp_cubic_reflect(image, dy, dx):
     Args:
       image: (H, W, C) float32, any range (the official passes 0-255 floats).
       dy, dx: (H, W) float32 displacements in pixels.
+      valid_hw: optional int32 (2,): warp the picture image[:h, :w] alone.
 
     Returns:
       (H, W, C) float32, not clipped.
@@ -154,5 +173,5 @@ def warp_cubic_reflect(image, dy, dx):
     h, w, _ = image.shape
     yy = jnp.arange(h, dtype=image.dtype)[:, None]
     xx = jnp.arange(w, dtype=image.dtype)[None, :]
-    coeffs = spline_prefilter_reflect(image)
-    return sample_coefficients(coeffs, yy - dy, xx - dx)
+    coeffs = spline_prefilter_reflect(image, valid_hw=valid_hw)
+    return sample_coefficients(coeffs, yy - dy, xx - dx, valid_hw)

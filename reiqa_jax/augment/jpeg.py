@@ -26,10 +26,18 @@ rounding shift, so we tabulate the map as an 8x8 integer matrix at import
 time and apply it in int32; quantisation uses libjpeg-turbo's
 reciprocal-multiply division. On real photos this reproduces Pillow's
 decoded pixels bit for bit (see tests).
+
+A picture smaller than its array (``valid_hw``, ``extent.py``): the blocks
+start at the top-left corner either way, so the picture's own edge filling
+(step 2: its last column and last row repeated, each chroma plane's last
+row) and the decoder's chroma size (step 6) are put at the picture's edge;
+the picture's pixels then come out as for the picture alone.
 """
 
 import jax.numpy as jnp
 import numpy as np
+
+from reiqa_jax.augment.extent import edge_extend, edge_extend_axis
 
 JPEG_QUALITIES = (70, 43, 36, 24, 7)
 
@@ -292,14 +300,17 @@ def quality_tables(quality):
     return jnp.asarray(steps, jnp.int32), jnp.asarray(recips)
 
 
-def jpeg_roundtrip(image, tables, recips):
+def jpeg_roundtrip(image, tables, recips, valid_hw=None):
     """Encode + decode with given tables (see ``quality_tables``).
 
     Args:
       image: (H, W, 3) float32 in [0, 1] on the uint8 grid; any static H, W.
       tables: (2, 8, 8) int32 luma/chroma steps; recips: (2, 3, 8, 8) uint32.
+      valid_hw: optional int32 (2,): compress the picture image[:h, :w] alone.
     Returns (H, W, 3) float32 on the uint8 grid.
     """
+    if valid_hw is not None:
+        return _jpeg_roundtrip_valid(image, tables, recips, jnp.asarray(valid_hw, jnp.int32))
     h, w, _ = image.shape
     hp, wp = -(-h // 16) * 16, -(-w // 16) * 16
     h2 = h + h % 2
@@ -321,15 +332,41 @@ def jpeg_roundtrip(image, tables, recips):
     return ycbcr_to_rgb_u8(y, cb, cr).astype(jnp.float32) / 255.0
 
 
-def jpeg(key, image, level):
+def _jpeg_roundtrip_valid(image, tables, recips, valid_hw):
+    """``jpeg_roundtrip`` of the picture image[:h, :w] (traced h, w) inside
+    an array of any static size; outside the picture the output is junk."""
+    hh, ww, _ = image.shape
+    hp, wp = -(-hh // 16) * 16, -(-ww // 16) * 16
+    h, w = valid_hw[0], valid_hw[1]
+    ch, cw = (h + 1) // 2, (w + 1) // 2  # chroma rows encoded / decoder's chroma size
+    rgb = jnp.round(image * 255.0).astype(jnp.int32)
+    rgb = jnp.pad(rgb, ((0, hp - hh), (0, wp - ww), (0, 0)))
+    # Columns and rows beyond the picture repeat its last ones at full
+    # resolution (rows: that is libjpeg's fill out to an even count; luma
+    # then repeats its own last row, the same values) ...
+    y, cb, cr = rgb_to_ycbcr_u8(edge_extend(rgb, valid_hw))
+    # ... while each chroma plane repeats its own last downsampled row.
+    cb, cr = (edge_extend_axis(downsample_h2v2(c), ch, 0) for c in (cb, cr))
+    y = quantize_roundtrip(y, tables[0], *recips[0])[:hh, :ww]
+    chroma_hw = jnp.stack([ch, cw])
+    cb, cr = (edge_extend(quantize_roundtrip(c, tables[1], *recips[1]), chroma_hw)
+              for c in (cb, cr))
+    cb = upsample_h2v2_fancy(cb, hh, ww)
+    cr = upsample_h2v2_fancy(cr, hh, ww)
+    return ycbcr_to_rgb_u8(y, cb, cr).astype(jnp.float32) / 255.0
+
+
+def jpeg(key, image, level, valid_hw=None):
     """Distortion 7: JPEG round trip at quality 70/43/36/24/7 (4:2:0).
 
     Args:
       key: unused (deterministic op).
       image: (H, W, 3) float32 in [0, 1] on the uint8 grid; any static H, W.
       level: Python int or traced int32 scalar, 0..4.
+      valid_hw: optional int32 (2,): compress the picture image[:h, :w] alone
+        (``extent.py``); the rest of the output is unspecified.
     Returns (H, W, 3) float32 on the uint8 grid, equal to Pillow's
     ``save(format='JPEG', quality=q)`` + decode.
     """
     del key
-    return jpeg_roundtrip(image, *_level_tables(level))
+    return jpeg_roundtrip(image, *_level_tables(level), valid_hw=valid_hw)

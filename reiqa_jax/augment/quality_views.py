@@ -5,6 +5,13 @@ Per picture: the pristine version plus ``n_aug`` distorted versions
 the whole stack (see ``crops.py``), crop swapping, and a half-size bicubic
 scale 2 made from the full-size distorted stack.
 
+Pictures of any size come whole, at the top-left of arrays of one shape,
+with their sizes ``valid_hw`` (``reiqa_jax.data.canvases``): the
+distortions then work on each picture alone (``extent.py``), scale 2 resizes
+the picture's stack and the crops are drawn over the picture, so the views
+are the official ones of the picture. Without ``valid_hw`` every picture
+fills its array.
+
 Crop swapping (``QualityViewConfig.crop_swap``): the official code swaps the
 two crops of versions [0, (n_aug+1)//2) at scale 1 and of the rest at scale 2
 with an in-place ``x = x + y; y = x - y; x = x - y`` on two overlapping views
@@ -100,28 +107,34 @@ def sample_schedule(key, batch: int, config: QualityViewConfig):
     return out
 
 
-def distort_stack(key, images, sched, config: QualityViewConfig, ops=None):
+def distort_stack(key, images, sched, config: QualityViewConfig, ops=None, valid_hw=None):
     """(B, H, W, 3) float32 pictures -> (B, n_aug + 1, H, W, 3) stack.
 
     Row 0 is the pristine picture, rows 1.. its distorted versions: kind1 at
     level1 (keys ``split(k1, B * n_aug)``), then kind2 at level2 (kind 0 =
     nothing; keys ``split(k2, B * n_aug)``), with ``k1, k2 = split(key)``.
+    valid_hw: optional int32 (B, 2): picture b is images[b, :h, :w] and each
+    version is distorted as that picture alone (zero outside it).
     """
     batch, n_aug = sched["kind1"].shape
     k1, k2 = jax.random.split(key)
     flat = lambda a: a.reshape(-1)
     if config.schedule == "balanced":
-        dist = registry.distort_balanced(k1, images, sched["perm"], sched["level1"], ops)
+        dist = registry.distort_balanced(k1, images, sched["perm"], sched["level1"], ops,
+                                         valid_hw=valid_hw)
     else:
         src = jnp.repeat(jnp.arange(batch, dtype=jnp.int32), n_aug)
         dist = registry.distort_batch(k1, images, flat(sched["kind1"]),
-                                      flat(sched["level1"]), ops, source=src)
+                                      flat(sched["level1"]), ops, source=src,
+                                      valid_hw=valid_hw)
         dist = dist.reshape((batch, n_aug) + images.shape[1:])
     if config.n_distortions == 2:
         # Kind 0 (identity) for the ~90% without a second distortion: the
         # scan runs only the cheap identity branch for them.
-        d2 = registry.distort_batch(k2, dist.reshape((-1,) + images.shape[1:]),
-                                    flat(sched["kind2"]), flat(sched["level2"]), ops)
+        d2 = registry.distort_batch(
+            k2, dist.reshape((-1,) + images.shape[1:]), flat(sched["kind2"]),
+            flat(sched["level2"]), ops,
+            valid_hw=None if valid_hw is None else jnp.repeat(valid_hw, n_aug, axis=0))
         dist = d2.reshape(dist.shape)
     return jnp.concatenate([images[:, None], dist], axis=1)
 
@@ -198,10 +211,13 @@ def make_quality_views(key, tiles, config: QualityViewConfig = QualityViewConfig
 
     Args:
       key: PRNG key.
-      tiles: (B, H, W, 3) uint8 or float32 in [0, 1] (``reiqa_jax.data.tiles``).
+      tiles: (B, H, W, 3) uint8 or float32 in [0, 1]: pictures at the top-left
+        (``reiqa_jax.data.tiles``).
       config: static ``QualityViewConfig``.
-      valid_hw: optional int32 (B, 2) picture sizes inside the tiles
-        (default: the full tile).
+      valid_hw: optional int32 (B, 2) picture sizes inside the arrays
+        (default: the whole array, static sizes). With sizes, each picture
+        is distorted, resized and cropped as the picture alone; the
+        size-dependent distortions need float64 then (CPU, GPU).
       transposed: optional bool (B,) (default False).
       ops: optional static tuple of 26 replacement ops (tests).
     Returns:
@@ -225,7 +241,10 @@ def make_quality_views(key, tiles, config: QualityViewConfig = QualityViewConfig
         transposed = jnp.zeros((batch,), bool)
     ks, kd, kc = jax.random.split(key, 3)
     sched = sample_schedule(ks, batch, config)
-    stack = distort_stack(kd, images, sched, config, ops)
+    # With sizes, every distortion works on the picture alone (borders,
+    # statistics, counts of its own size); without, on the whole tile.
+    stack = distort_stack(kd, images, sched, config, ops,
+                          None if full else jnp.asarray(valid_hw, jnp.int32))
 
     def one(a):
         k, st, hw, tr = a

@@ -8,7 +8,13 @@ the undistorted version of a stack and the "no second distortion" case of
 
 Every op has the signature ``op(key, image, level) -> image`` with ``image``
 float32 (H, W, 3) in [0, 1] on the uint8 grid and ``level`` an int (0..4,
-Python or traced int32).
+Python or traced int32). Ops whose result depends on the picture's extent
+(borders, global statistics, sizes, counts per picture) also take
+``valid_hw=None``: int32 (2,), the picture is image[:h, :w] of a larger
+array and is distorted as the h x w picture alone (``extent.py``). The
+others work pixel by pixel, so the array around the picture changes nothing
+they compute on it. The dispatchers below pass ``valid_hw`` to the ops that
+take it and zero what every op leaves outside the picture.
 
 Batching (the trade-off, see ``distort_batch`` and ``distort_balanced``):
 
@@ -30,6 +36,7 @@ Batching (the trade-off, see ``distort_batch`` and ``distort_balanced``):
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Callable, Sequence
 
 import jax
@@ -40,6 +47,7 @@ from jax import lax
 from reiqa_jax.augment.blur import denoise, gaussian_blur, lens_blur, motion_blur
 from reiqa_jax.augment.color_ops import (color_diffusion, color_oversaturation,
                                          color_saturation, color_shift)
+from reiqa_jax.augment.extent import zero_outside
 from reiqa_jax.augment.jpeg import jpeg
 from reiqa_jax.augment.noise import (impulse_noise, multiplicative_noise, white_noise,
                                      white_noise_ycbcr)
@@ -101,10 +109,14 @@ NAMES: tuple[str, ...] = tuple(d.name for d in DISTORTIONS)
 
 
 def number_of(kind: str | int) -> int:
-    """Official number (0 = pristine, 1..26) of a name or number."""
+    """Official number (0 = pristine, 1..26) of a name or number; ValueError
+    (naming the kinds there are) for any other."""
     if isinstance(kind, str):
         if kind == "pristine":
             return 0
+        if kind not in NAMES:
+            raise ValueError(f"unknown distortion {kind!r}; the kinds are pristine, "
+                             f"{', '.join(NAMES)} (or their numbers 0..{NUM_KINDS})")
         return NAMES.index(kind) + 1
     k = int(kind)
     if not 0 <= k <= NUM_KINDS:
@@ -117,16 +129,35 @@ def _identity(key, image, level):
     return image
 
 
-def _branches(ops: Sequence[Op] | None) -> tuple[Op, ...]:
-    ops = _OPS if ops is None else tuple(ops)
-    return (_identity,) + ops
+def takes_extent(op) -> bool:
+    """Whether ``op`` takes ``valid_hw`` (depends on the picture's extent)."""
+    try:
+        return "valid_hw" in inspect.signature(op).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _on_picture(op: Op):
+    """op as ``(key, image, level, valid_hw) -> image``, zero outside the picture."""
+    extent = takes_extent(op)
+
+    def run(key, image, level, valid_hw):
+        out = op(key, image, level, valid_hw=valid_hw) if extent else op(key, image, level)
+        return zero_outside(out, valid_hw)
+
+    return run
+
+
+def _branches(ops: Sequence[Op] | None, valid: bool = False) -> tuple[Op, ...]:
+    ops = (_identity,) + (_OPS if ops is None else tuple(ops))
+    return tuple(_on_picture(op) for op in ops) if valid else ops
 
 
 def _is_static(kind) -> bool:
     return isinstance(kind, (str, int, np.integer))
 
 
-def distort(key, image, kind, level, ops: Sequence[Op] | None = None):
+def distort(key, image, kind, level, ops: Sequence[Op] | None = None, valid_hw=None):
     """Apply one distortion.
 
     Args:
@@ -135,23 +166,30 @@ def distort(key, image, kind, level, ops: Sequence[Op] | None = None):
       kind: name, Python int (0 = pristine, 1..26), or traced int32 scalar;
         a traced kind dispatches with a scalar ``lax.switch`` (only the chosen
         branch runs; out-of-range values are clamped by ``lax.switch``).
-      level: int 0..4 (Python or traced int32 scalar).
+      level: int 0..4 (Python or traced int32 scalar); a Python int outside
+        0..4 raises ValueError (a traced one cannot be checked).
       ops: optional replacement for the 26 registered ops (tests, subsets).
+      valid_hw: optional int32 (2,): distort the picture image[:h, :w] alone;
+        the output is zero outside it.
     Returns:
       float32 (H, W, 3) in [0, 1].
     """
+    if isinstance(level, (int, np.integer)) and not 0 <= level < NUM_LEVELS:
+        raise ValueError(f"distortion level must be 0..{NUM_LEVELS - 1}, got {level}")
+    valid = valid_hw is not None
+    args = (jnp.asarray(valid_hw, jnp.int32),) if valid else ()
     if _is_static(kind):
         n = number_of(kind)
-        if n == PRISTINE:
+        op = _branches(ops, valid)[n]
+        if n == PRISTINE and not valid:
             return image
-        op = (_OPS if ops is None else tuple(ops))[n - 1]
-        return op(key, image, level)
-    return lax.switch(jnp.asarray(kind, jnp.int32), _branches(ops),
-                      key, image, jnp.asarray(level, jnp.int32))
+        return op(key, image, level, *args)
+    return lax.switch(jnp.asarray(kind, jnp.int32), _branches(ops, valid),
+                      key, image, jnp.asarray(level, jnp.int32), *args)
 
 
 def distort_batch(key, images, kinds, levels, ops: Sequence[Op] | None = None,
-                  source=None):
+                  source=None, valid_hw=None):
     """Per-sample distortion of a batch; work proportional to what is asked.
 
     Sample ``i`` gets ``distort(jax.random.split(key, B)[i], images[i],
@@ -169,22 +207,27 @@ def distort_batch(key, images, kinds, levels, ops: Sequence[Op] | None = None,
       source: optional int32 (B,): sample i distorts ``images[source[i]]``
         (then images may hold fewer pictures than B); saves materialising
         repeated pictures when one picture gets several distortions.
+      valid_hw: optional int32 (len(images), 2): each picture's size in its
+        array (see ``distort``); outputs are zero outside the picture.
     Returns:
       float32 (B, H, W, 3) in [0, 1].
     """
-    branches = _branches(ops)
+    valid = valid_hw is not None
+    branches = _branches(ops, valid)
     kinds = jnp.asarray(kinds, jnp.int32)
     keys = jax.random.split(key, kinds.shape[0])
     levels = jnp.asarray(levels, jnp.int32)
+    hw = jnp.asarray(valid_hw, jnp.int32) if valid else None
     if source is None:
         def one(args):
-            k, img, kind, level = args
-            return lax.switch(kind, branches, k, img, level)
-        return lax.map(one, (keys, images, kinds, levels))
+            k, img, kind, level, *v = args
+            return lax.switch(kind, branches, k, img, level, *v)
+        return lax.map(one, (keys, images, kinds, levels) + ((hw,) if valid else ()))
 
     def one_src(args):
         k, src, kind, level = args
-        return lax.switch(kind, branches, k, images[src], level)
+        v = (hw[src],) if valid else ()
+        return lax.switch(kind, branches, k, images[src], level, *v)
     return lax.map(one_src, (keys, jnp.asarray(source, jnp.int32), kinds, levels))
 
 
@@ -228,7 +271,8 @@ def _groups(batch: int, n_aug: int):
             for g, v in by_size.items()}
 
 
-def distort_balanced(key, images, perm, levels, ops: Sequence[Op] | None = None):
+def distort_balanced(key, images, perm, levels, ops: Sequence[Op] | None = None,
+                     valid_hw=None):
     """Distort every image n_aug times with the balanced kind schedule.
 
     Slot (b, k) gets kind ``balanced_kinds(perm, B, n_aug)[b, k]`` at level
@@ -243,12 +287,15 @@ def distort_balanced(key, images, perm, levels, ops: Sequence[Op] | None = None)
       images: float32 (B, H, W, 3) in [0, 1].
       perm: int32 (26,), a permutation of 1..26 (traced is fine).
       levels: int32 (B, n_aug), 0..4.
+      valid_hw: optional int32 (B, 2) picture sizes (see ``distort``).
     Returns:
       float32 (B, n_aug, H, W, 3).
     """
     batch, n_aug = levels.shape
-    ops = _OPS if ops is None else tuple(ops)
+    valid = valid_hw is not None
+    ops = _branches(ops, valid)[1:]
     vbranches = tuple(jax.vmap(op) for op in ops)
+    hw = jnp.asarray(valid_hw, jnp.int32) if valid else None
     keys = jax.random.split(key, batch * n_aug)
     flat_levels = jnp.asarray(levels, jnp.int32).reshape(-1)
     perm = jnp.asarray(perm, jnp.int32)
@@ -257,8 +304,9 @@ def distort_balanced(key, images, perm, levels, ops: Sequence[Op] | None = None)
         def body(_, xs):
             p, s = xs
             imgs = images[s // n_aug]
+            v = (hw[s // n_aug],) if valid else ()
             return None, lax.switch(perm[p] - 1, vbranches, keys[s], imgs,
-                                    flat_levels[s])
+                                    flat_levels[s], *v)
         _, res = lax.scan(body, None, (jnp.asarray(positions), jnp.asarray(slots)))
         out = out.at[slots.reshape(-1)].set(res.reshape((-1,) + images.shape[1:]))
     return out.reshape((batch, n_aug) + images.shape[1:])

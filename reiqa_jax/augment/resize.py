@@ -36,6 +36,10 @@ How Pillow resizes an 8-bit image (what we reproduce):
 * NEAREST: source index ``int(x0)`` where ``x0`` starts at ``scale / 2`` and
   is advanced by repeated double-precision addition of ``scale``; we run the
   same accumulation in numpy, and fold down- and up-scaling into one gather.
+
+A picture smaller than its array (``valid_hw``, ``extent.py``) is resized
+by its own size: the tables then depend on traced sizes and are computed on
+the device (``resize_valid.py``), one program per level behind a switch.
 """
 
 import functools
@@ -45,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from reiqa_jax.augment import resize_valid
 from reiqa_jax.augment.filters import level_dispatch
 
 RESIZE_FACTORS = (2, 3, 4, 8, 16)            # bicubic, bilinear, lanczos
@@ -338,7 +343,31 @@ def _down_up_traced(filter_name, factors):
     return level_dispatch(switch, padded)
 
 
-def _down_up(image, level, filter_name, factors):
+def _down_up_valid_switch(x, level, valid_hw, filter_name, factors):
+    branches = [functools.partial(resize_valid.down_up, filter_name=filter_name, kind="factor",
+                                  value=float(f)) for f in factors]
+    return lax.switch(jnp.clip(level, 0, len(factors) - 1),
+                      [lambda x, v, b=b: b(x, v) for b in branches], x, valid_hw)
+
+
+@functools.lru_cache(maxsize=None)
+def _down_up_valid(filter_name, factors):
+    """(x, level, valid_hw) -> x: a switch over per-level programs; under
+    vmap with per-sample levels, a loop over samples (``level_dispatch``)."""
+    switch = functools.partial(_down_up_valid_switch, filter_name=filter_name, factors=factors)
+    return level_dispatch(switch, None)
+
+
+def _down_up(image, level, filter_name, factors, valid_hw=None):
+    if valid_hw is not None:
+        x = jnp.round(image * 255.0)
+        if isinstance(level, (int, np.integer)):
+            x = resize_valid.down_up(x, jnp.asarray(valid_hw, jnp.int32), filter_name,
+                                     "factor", float(factors[int(level)]))
+        else:
+            x = _down_up_valid(filter_name, factors)(x, jnp.asarray(level, jnp.int32),
+                                                    jnp.asarray(valid_hw, jnp.int32))
+        return x / 255.0
     h, w, _ = image.shape
     _resample_tables(h, w, filter_name, factors)  # size check for every level
     x = jnp.round(image * 255.0)
@@ -349,26 +378,28 @@ def _down_up(image, level, filter_name, factors):
     return x / 255.0
 
 
-def resize_bicubic(key, image, level):
+def resize_bicubic(key, image, level, valid_hw=None):
     """Distortion 16: bicubic (a=-0.5) down by 2/3/4/8/16 and back up.
 
-    Args: key unused; image (H, W, 3) float32 in [0, 1]; level int/int32 0..4.
+    Args: key unused; image (H, W, 3) float32 in [0, 1]; level int/int32 0..4;
+    valid_hw: optional int32 (2,), resize the picture image[:h, :w] by its
+    own size (the rest of the output is unspecified).
     Returns (H, W, 3) float32 on the uint8 grid.
     """
     del key
-    return _down_up(image, level, "bicubic", RESIZE_FACTORS)
+    return _down_up(image, level, "bicubic", RESIZE_FACTORS, valid_hw)
 
 
-def resize_bilinear(key, image, level):
+def resize_bilinear(key, image, level, valid_hw=None):
     """Distortion 23: bilinear (triangle) down by 2/3/4/8/16 and back up."""
     del key
-    return _down_up(image, level, "bilinear", RESIZE_FACTORS)
+    return _down_up(image, level, "bilinear", RESIZE_FACTORS, valid_hw)
 
 
-def resize_lanczos(key, image, level):
+def resize_lanczos(key, image, level, valid_hw=None):
     """Distortion 25: Lanczos-3 down by 2/3/4/8/16 and back up."""
     del key
-    return _down_up(image, level, "lanczos", RESIZE_FACTORS)
+    return _down_up(image, level, "lanczos", RESIZE_FACTORS, valid_hw)
 
 
 @functools.lru_cache(maxsize=64)
@@ -390,25 +421,40 @@ def _nearest_down_up(image, level, small_sizes):
     return jnp.take(out, jnp.asarray(cols)[level], axis=1)
 
 
-def resize_nearest(key, image, level):
+def _nearest_valid(image, level, valid_hw, kind, values):
+    """NEAREST down and up of the picture image[:h, :w] (traced sizes)."""
+    branches = [functools.partial(resize_valid.nearest_down_up, kind=kind, value=float(v))
+                for v in values]
+    valid_hw = jnp.asarray(valid_hw, jnp.int32)
+    if isinstance(level, (int, np.integer)):
+        return branches[int(level)](image, valid_hw)
+    return lax.switch(jnp.clip(jnp.asarray(level, jnp.int32), 0, len(values) - 1),
+                      [lambda x, v, b=b: b(x, v) for b in branches], image, valid_hw)
+
+
+def resize_nearest(key, image, level, valid_hw=None):
     """Distortion 24: NEAREST down by 2/3/4/5/6 (``int(w / f)``) and back up.
 
     Args/returns as ``resize_bicubic``; exact (a pure gather).
     """
     del key
+    if valid_hw is not None:
+        return _nearest_valid(image, level, valid_hw, "factor", NEAREST_FACTORS)
     h, w, _ = image.shape
     sizes = tuple((int(h / f), int(w / f)) for f in NEAREST_FACTORS)
     return _nearest_down_up(image, level, sizes)
 
 
-def pixelate(key, image, level):
+def pixelate(key, image, level, valid_hw=None):
     """Distortion 20: NEAREST to ``int(z * size)``, z = 0.95 - p**0.6, and back.
 
     p = 0.01/0.05/0.1/0.2/0.5. Args/returns as ``resize_bicubic``.
     """
     del key
-    h, w, _ = image.shape
     zs = [0.95 - p ** 0.6 for p in PIXELATE_PARAMS]
+    if valid_hw is not None:
+        return _nearest_valid(image, level, valid_hw, "fraction", zs)
+    h, w, _ = image.shape
     sizes = tuple((int(z * h), int(z * w)) for z in zs)
     return _nearest_down_up(image, level, sizes)
 

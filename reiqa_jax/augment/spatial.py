@@ -12,6 +12,12 @@ largest count with a mask (or a traced trip count), never Python branches.
 Integer draws. The official places things at ``int(U * n)`` with U uniform in
 [0, 1): that is uniform on {0, ..., n-1}, so we draw ``randint(0, n)``
 directly (``U * n`` in float32 can round up to n for U near 1).
+
+All three depend on the picture's extent: colour blocks and patch moves are
+placed anywhere on the whole picture, jitter reflects at its border. They
+take an optional ``valid_hw`` (int32 (2,), ``extent.py``): the picture is
+image[:h, :w] and is distorted as the h x w picture alone (the counts are
+per picture, as in the official code).
 """
 
 import jax
@@ -70,15 +76,17 @@ def paint_blocks(image, ys, xs, colours, count):
     return image
 
 
-def color_block(key, image, level):
+def color_block(key, image, level, valid_hw=None):
     """19: 2 / 4 / 6 / 8 / 10 opaque 32x32 blocks of uniform random colour.
 
     Block i sits at ``(int(U * (H - 32)), int(U * (W - 32)))``; later blocks
-    overwrite earlier ones. Needs H, W > 32.
+    overwrite earlier ones. Needs H, W > 32 (the picture's, with valid_hw).
     """
     h, w, _ = image.shape
     if h <= _BLOCK_SIZE or w <= _BLOCK_SIZE:
         raise ValueError(f"color_block needs H, W > {_BLOCK_SIZE}, got {h}x{w}")
+    if valid_hw is not None:
+        h, w = valid_hw[0], valid_hw[1]
     ys, xs, colours = draw_color_blocks(key, h, w)
     count = jnp.asarray(_BLOCK_COUNTS, jnp.int32)[level]
     return paint_blocks(image, ys, xs, colours, count)
@@ -137,16 +145,18 @@ def copy_patches(image, src_y, src_x, dst_y, dst_x, count):
     return lax.fori_loop(0, src_y.shape[0], move, image)
 
 
-def non_eccentricity(key, image, level):
+def non_eccentricity(key, image, level, valid_hw=None):
     """21: 20 / 40 / 60 / 80 / 100 16x16 patches each moved by up to 8 px.
 
     Each patch is read at a random position at least 16 px from the border
     and written back shifted by d in {-8..7} on each axis, sequentially.
-    Needs H, W >= 49 (see ``draw_patch_moves``).
+    Needs H, W >= 49 (see ``draw_patch_moves``; the picture's, with valid_hw).
     """
     h, w, _ = image.shape
     if h < 49 or w < 49:
         raise ValueError(f"non_eccentricity needs H, W >= 49, got {h}x{w}")
+    if valid_hw is not None:
+        h, w = valid_hw[0], valid_hw[1]
     moves = draw_patch_moves(key, h, w)
     count = jnp.asarray(_PATCH_COUNTS, jnp.int32)[level]
     return copy_patches(image, *moves, count)
@@ -161,12 +171,14 @@ def jitter_fields(key, height, width):
     return jax.random.normal(key, (_JITTER_WARPS, 2, height, width), jnp.float32)
 
 
-def warp_sequence(image255, fields):
+def warp_sequence(image255, fields, valid_hw=None):
     """The official jitter loop on 0-255 floats, given displacement fields.
 
     Args:
       image255: float32 (H, W, 3) in [0, 255].
       fields: float32 (K, 2, H, W) displacements in pixels (row, column).
+      valid_hw: optional int32 (2,): warp the picture image255[:h, :w] alone
+        (reflecting at its border).
     Returns:
       float32 (H, W, 3) in [0, 255], not quantized: each warp is
       ``clip(map_coordinates(J, [yy - dy, xx - dx], order=3,
@@ -174,13 +186,14 @@ def warp_sequence(image255, fields):
     """
 
     def warp(j, field):
-        return jnp.clip(warp_cubic_reflect(j, field[0], field[1]), 0.0, 255.0), None
+        return jnp.clip(warp_cubic_reflect(j, field[0], field[1], valid_hw),
+                        0.0, 255.0), None
 
     out, _ = lax.scan(warp, image255, fields)
     return out
 
 
-def jitter(key, image, level):
+def jitter(key, image, level, valid_hw=None):
     """22: five successive random warps with cubic-spline resampling.
 
     Every warp displaces each pixel by an independent N(0, s^2) shift per
@@ -190,6 +203,6 @@ def jitter(key, image, level):
     h, w, _ = image.shape
     sigma = jnp.asarray(_JITTER_SIGMA, jnp.float32)[level]
     fields = sigma * jitter_fields(key, h, w)
-    out = warp_sequence(image * 255.0, fields)
+    out = warp_sequence(image * 255.0, fields, valid_hw)
     # Already clipped to [0, 255]: floor in 0-255 units (astype(uint8)).
     return jnp.floor(out) / 255.0

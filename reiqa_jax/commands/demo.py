@@ -34,13 +34,12 @@ def run(args) -> int:
         return error("reiqa demo", "--train-steps must be at least 4 (the learning curve "
                                    "needs 25 % of them)")
     from reiqa_jax.compile_cache import enable_compile_cache
-    from reiqa_jax.data.sources import DataError
     from reiqa_jax.demo import run_demo
-    from reiqa_jax.demo.training import DemoError
+    from reiqa_jax.errors import ReiqaError
 
     enable_compile_cache()
     try:
         run_demo(args.workdir, train_steps=args.train_steps, seed=args.seed)
-    except (DemoError, DataError) as exc:
-        return error("reiqa demo", str(exc))
+    except ReiqaError as exc:
+        return error("reiqa demo", str(exc), status=exc.status)
     return 0

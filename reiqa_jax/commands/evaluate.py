@@ -6,7 +6,7 @@ from pathlib import Path
 
 from reiqa_jax.datasets import DATASETS  # the registry only: no TFDS import here
 from reiqa_jax.dtypes import INFERENCE_DTYPES
-from reiqa_jax.errors import error, one_line
+from reiqa_jax.errors import ReiqaError, error, one_line
 
 HELP = "SRCC/PLCC of encoders on an IQA dataset, beside the paper's numbers"
 DATASET_NAMES = tuple(DATASETS)
@@ -27,7 +27,14 @@ Which files go in --manual_dir, and where to get them:
 
 Writes to --out: report.json, scatter.png, features.npz and scores.csv (the
 inputs of reiqa regress, to rerun the protocol by hand), the feature cache
-and the dataset build.
+and the dataset build. Both caches follow their inputs: edited label files
+rebuild the dataset, a changed image file or checkpoint is extracted again.
+The report says how many test images each split has, and when that is too
+few for its SRCC to mean much.
+
+Exit status: 0 every image used, 1 some images could not be read (named on
+stderr and in report.json), 2 usage error, 130/143 stopped by SIGINT/SIGTERM
+(the finished features are kept: run the same command again to go on).
 
 Example:
   reiqa evaluate kadid10k --quality-ckpt ckpt/quality --content-ckpt ckpt/content \\
@@ -36,6 +43,8 @@ Example:
 
 def add_arguments(p) -> None:
     import argparse
+
+    from reiqa_jax.commands.outputs import add_save_arguments
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("dataset", metavar="DATASET", help="which dataset (see above)")
@@ -65,9 +74,7 @@ def add_arguments(p) -> None:
                         "much faster)")
     p.add_argument("--splits", type=int, default=10, help="number of random splits (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits (default 0)")
-    p.add_argument("--save", type=Path, metavar="MODEL_DIR",
-                   help="also refit on all images and write a model folder for reiqa score")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
+    add_save_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -76,12 +83,27 @@ def run(args) -> int:
 
     use_cpu_devices()  # before JAX starts: two encoders side by side on CPU
 
-    from reiqa_jax import datasets
+    from reiqa_jax.interrupts import StopSignals
+    from reiqa_jax.scoring.protocol import Stopped
 
-    try:
-        spec = datasets.spec(args.dataset)
-    except datasets.UnknownDataset as exc:
-        return error("reiqa evaluate", str(exc))
+    with StopSignals("reiqa evaluate", "stopping after the current batch or split",
+                     verbose=sys.stderr.isatty()) as stop:
+        try:
+            return _run(args, stop)
+        except Stopped as exc:
+            print(f"reiqa evaluate: stopped by {stop.name}; {exc}; run the same command "
+                  f"again to go on", file=sys.stderr)
+            return stop.exit_status
+        except ReiqaError as exc:
+            return error("reiqa evaluate", str(exc), exc.status)
+
+
+def _run(args, stop) -> int:
+    from reiqa_jax import datasets
+    from reiqa_jax.commands.outputs import check_folder, check_save
+    from reiqa_jax.scoring.protocol import candidate_grid
+
+    spec = datasets.spec(args.dataset)
     if args.instructions:
         print(f"{spec.title} ({spec.name}): put these files in --manual_dir.\n")
         print(datasets.builder_class(spec.name).MANUAL_DOWNLOAD_INSTRUCTIONS)
@@ -99,38 +121,44 @@ def run(args) -> int:
         return error("reiqa evaluate", f"--manual_dir {args.manual_dir} is not a folder")
     if args.batch_size < 1 or args.splits < 1:
         return error("reiqa evaluate", "--batch-size and --splits must be at least 1")
-    if args.save is not None and args.save.exists() and not args.overwrite:
-        return error("reiqa evaluate", f"{args.save} already exists (add --overwrite to replace it)")
     name = spec.name
-    if args.lower_is_better:
-        if name != "iqa_csv":
-            return error("reiqa evaluate", "--lower-is-better is for iqa_csv; the other datasets "
-                         "know their score direction")
-    out = args.out or Path("out/evaluate") / name
+    if args.lower_is_better and name != "iqa_csv":
+        return error("reiqa evaluate", "--lower-is-better is for iqa_csv; the other datasets "
+                     "know their score direction")
+    out = check_folder(args.out or Path("out/evaluate") / name, "--out")
+    if args.data_dir is not None:
+        check_folder(args.data_dir, "--data-dir")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    candidate_grid(models)  # an unknown model: one line now, not after the features
+    names = tuple(n for n, c in (("content", args.content_ckpt), ("quality", args.quality_ckpt))
+                  if c)
+    save = check_save(args, names, {"quality": args.quality_ckpt, "content": args.content_ckpt},
+                      out)
 
     import tensorflow_datasets as tfds
 
-    from reiqa_jax.checkpoint import CheckpointError
     from reiqa_jax.datasets.core import DatasetError
-    from reiqa_jax.evaluate import evaluate_dataset
-    from reiqa_jax.regress import ProtocolError, fit_final, format_table
+    from reiqa_jax.scoring.evaluate import evaluate_dataset
+    from reiqa_jax.scoring.report import format_table, small_test_note
 
     if args.no_progress:
         tfds.disable_progress_bar()
     shorter = "default" if args.shorter_side is None else args.shorter_side
+    made = not out.exists()
     try:
         evaluation = evaluate_dataset(
             name, args.manual_dir, quality_ckpt=args.quality_ckpt, content_ckpt=args.content_ckpt,
             out_dir=out, data_dir=args.data_dir, batch_size=args.batch_size, dtype=args.dtype,
             shorter_side=shorter, n_splits=args.splits, seed=args.seed, models=models,
-            progress=not args.no_progress,
+            progress=not args.no_progress, should_stop=lambda: bool(stop.received),
             config="labels_dmos" if args.lower_is_better else "labels")
     except DatasetError as exc:
+        if made:  # the labels could not be read: nothing of value, leave no folder behind
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
         return error("reiqa evaluate", f"{exc} (reiqa evaluate {spec.name} --instructions "
                                        f"lists the files it needs)")
-    except (ProtocolError, CheckpointError) as exc:
-        return error("reiqa evaluate", str(exc))
     except OSError as exc:
         return error("reiqa evaluate", one_line(exc))
     result = evaluation.result
@@ -140,24 +168,21 @@ def run(args) -> int:
                              f"{'+'.join(evaluation.report['features'])} features "
                              f"({evaluation.features.shape[1]}-d)"))
     if paper is not None:
+        fewest, most = result.n_test
+        size = f"{fewest}" if fewest == most else f"{fewest}-{most}"
+        caution = "; too few to compare" if small_test_note(result) else ""
         print(f"{spec.title}: SRCC {result.srcc_median:.3f} (paper {paper[0]:.3f}), "
-              f"PLCC {result.plcc_median:.3f} (paper {paper[1]:.3f})")
+              f"PLCC {result.plcc_median:.3f} (paper {paper[1]:.3f}); {size} test images "
+              f"per split{caution}")
     print(f"reiqa evaluate: report -> {out / 'report.json'}, {out / 'scatter.png'}",
           file=sys.stderr)
-    if args.save is not None:
-        from reiqa_jax.quality_model import ModelDirError, make_model_dir
-
-        names = tuple(evaluation.report["features"])
-        regressor = fit_final(evaluation.features, evaluation.records.scores[evaluation.used],
-                              result, feature_names=names)
-        try:
-            make_model_dir(args.save, regressor, quality_ckpt=args.quality_ckpt,
-                           content_ckpt=args.content_ckpt, overwrite=args.overwrite,
-                           meta={"dataset": spec.name, "n_images": result.n_images,
-                                 "srcc_median": result.srcc_median,
-                                 "plcc_median": result.plcc_median})
-        except ModelDirError as exc:
-            return error("reiqa evaluate", str(exc))
-        print(f"reiqa evaluate: model fitted on all {result.n_images} images -> {args.save}",
-              file=sys.stderr)
-    return 0
+    if save is not None:
+        save.write("reiqa evaluate", evaluation.features,
+                   evaluation.records.scores[evaluation.used], result, names,
+                   meta={"dataset": spec.name, "n_images": result.n_images,
+                         "srcc_median": result.srcc_median, "plcc_median": result.plcc_median})
+    failed = evaluation.report["n_failed"]
+    if failed:
+        print(f"reiqa evaluate: {failed} image(s) could not be read (named above and in "
+              f"{out / 'report.json'})", file=sys.stderr)
+    return 1 if failed else 0

@@ -5,7 +5,6 @@ import argparse
 import os
 import re
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -52,9 +51,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def add_arguments(p) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the exit-status table
-    p.description = textwrap.fill(DESCRIPTION, 79)
-    p.epilog = EPILOG
+    p.epilog = EPILOG  # cli prints it as written: the exit-status table stays a table
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) or .csv/.txt lists")
     p.add_argument("--quality-ckpt", type=Path, help="quality-aware encoder checkpoint folder")
@@ -101,13 +98,15 @@ def add_arguments(p) -> None:
 
 def _checkpoint_problem(name: str, directory: Path) -> str | None:
     """Why a checkpoint argument cannot be used, or None."""
-    from reiqa_jax.checkpoint import CheckpointError, read_header
+    from reiqa_jax.checkpoint import CheckpointError, WrongBranch, read_header
 
     if directory.is_file():
         return (f"{name} checkpoint {directory} is a file; give a reiqa-jax checkpoint folder "
                 f"(a PyTorch .pth is converted once with: reiqa convert {directory} FOLDER)")
     try:
-        read_header(directory)
+        read_header(directory, branch=name)
+    except WrongBranch as exc:
+        return f"--{name}-ckpt {directory}: {exc}; give it as --{exc.found}-ckpt"
     except CheckpointError as exc:
         return f"{name} checkpoint {directory}: {exc}"
     return None
@@ -115,19 +114,21 @@ def _checkpoint_problem(name: str, directory: Path) -> str | None:
 
 def run(args) -> int:
     from reiqa_jax.interrupts import StopSignals
-    from reiqa_jax.cpu_devices import use_cpu_devices
 
-    use_cpu_devices()  # before JAX starts: two encoders side by side on CPU
-
+    # The handlers first: Ctrl-C while jax loads stops after the models are
+    # loaded, in one line, like any other (never a KeyboardInterrupt there).
     waiting = "stopping after the current batch"
     with StopSignals("reiqa extract", waiting, verbose=sys.stderr.isatty()) as stop:
+        from reiqa_jax.cpu_devices import use_cpu_devices
+
+        use_cpu_devices()  # before JAX starts: two encoders side by side on CPU
         return _run(args, stop)
 
 
 def _run(args, stop) -> int:
-    from reiqa_jax.feature_file import npz_path
     from reiqa_jax.inputs import InputError, expand_image_inputs
-    from reiqa_jax.partial_output import PartialOutput, PartialOutputError, checkpoint_fingerprint
+    from reiqa_jax.scoring.features import (ShardStore, ShardStoreError, folder_fingerprint,
+                                            npz_path, partial_dir)
 
     if args.quality_ckpt is None and args.content_ckpt is None:
         return error("reiqa extract", "give --quality-ckpt and/or --content-ckpt")
@@ -153,13 +154,14 @@ def _run(args, stop) -> int:
     settings = {
         "encoders": list(checkpoints),
         **{f"{name}_ckpt": os.path.abspath(d) for name, d in checkpoints.items()},
-        **{f"{name}_ckpt_fingerprint": checkpoint_fingerprint(d) for name, d in checkpoints.items()},
+        **{f"{name}_ckpt_fingerprint": folder_fingerprint(d) for name, d in checkpoints.items()},
         "dtype": args.dtype,
         "exif_transpose": bool(args.exif_transpose),
     }
     try:
-        partial = PartialOutput(final, settings, resume=args.resume)
-    except PartialOutputError as exc:
+        partial = ShardStore(partial_dir(final), settings, blocks=list(checkpoints),
+                             resume=args.resume)
+    except ShardStoreError as exc:
         return error("reiqa extract", str(exc))
     try:
         return _extract(args, stop, expanded, checkpoints, final, partial)
@@ -175,15 +177,14 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
     from reiqa_jax.checkpoint import CheckpointError, load_model
     from reiqa_jax.dtypes import inference_dtype
     from reiqa_jax.extract import FeatureExtractor
-    from reiqa_jax.feature_file import Features, write_npz
     from reiqa_jax.images import DEFAULT_MAX_PIXELS
-    from reiqa_jax.partial_output import PartialOutputError
+    from reiqa_jax.scoring.features import Features, ShardStoreError, fill_store, write_npz
 
     dtype = inference_dtype(args.dtype)
     models = {}
     for name, directory in checkpoints.items():
         try:
-            models[name] = load_model(directory, dtype=dtype)
+            models[name] = load_model(directory, dtype=dtype, branch=name)
         except (CheckpointError, OSError) as exc:
             return error("reiqa extract", f"{name} checkpoint {directory}: {exc}")
         if stop.received:
@@ -205,47 +206,21 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
     if done_before:
         print(f"reiqa extract: resuming: {done_before} of {len(unique)} image(s) already saved "
               f"in {partial.directory}", file=sys.stderr)
-    failures: dict[str, str] = {}
     bar = tqdm(total=len(unique), initial=done_before, disable=args.no_progress, unit="img",
                file=sys.stderr)
 
     def warn(path: str, message: str) -> None:
         tqdm.write(f"reiqa extract: skipped {path}: {message}", file=sys.stderr)
 
-    pending_paths: list[str] = []
-    pending: dict[str, list] = {name: [] for name in checkpoints}
-    last_save = time.monotonic()
-
-    def save() -> None:
-        nonlocal last_save
-        if pending_paths:
-            partial.append(pending_paths, {name: _stack(rows) for name, rows in pending.items()})
-            pending_paths.clear()
-            for rows in pending.values():
-                rows.clear()
-        last_save = time.monotonic()
-
-    results = extractor.iter_batches(todo, on_error=warn)
     try:
-        for result in results:
-            for index, message in result.failures:
-                failures[todo[index]] = message
-            pending_paths.extend(todo[i] for i in result.indices)
-            for name, values in result.features.items():
-                pending[name].extend(values)
-            bar.update(len(result.indices) + len(result.failures))
-            if (time.monotonic() - last_save >= args.save_every or len(pending_paths) >= 1024
-                    or stop.received):
-                save()
-            if stop.received:
-                break
-        save()
-    except PartialOutputError as exc:
+        failures, stopped = fill_store(partial, extractor.iter_batches(todo, on_error=warn), todo,
+                                       should_stop=lambda: bool(stop.received),
+                                       save_every=args.save_every, on_batch=bar.update)
+    except ShardStoreError as exc:
         return error("reiqa extract", str(exc))
     finally:
-        results.close()  # cancels the decoding of batches not started
         bar.close()
-    if stop.received:
+    if stopped or stop.received:
         saved = sum(1 for path in unique if partial.is_done(path))
         return _stopped(stop, saved, len(unique), final, partial)
 
@@ -277,13 +252,12 @@ def _extract(args, stop, expanded, checkpoints, final, partial) -> int:
     return 1 if failed else 0
 
 
-def _stack(rows):
-    import numpy as np
-
-    return np.stack(rows).astype(np.float32)
-
-
 def _stopped(stop, saved: int, total: int, final, partial) -> int:
-    print(f"reiqa extract: stopped by {stop.name}; {saved} of {total} image(s) saved in "
-          f"{partial.directory}; run the same command again to finish {final}", file=sys.stderr)
+    if saved:
+        print(f"reiqa extract: stopped by {stop.name}; {saved} of {total} image(s) saved in "
+              f"{partial.directory}; run the same command again to finish {final}",
+              file=sys.stderr)
+    else:  # the run removes the then empty folder
+        print(f"reiqa extract: stopped by {stop.name} before any image was finished; nothing "
+              f"written", file=sys.stderr)
     return stop.exit_status

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from reiqa_jax.errors import error, one_line
+from reiqa_jax.errors import ReiqaError, error, one_line
 
 HELP = "fit and evaluate the quality regressor on features + subjective scores"
 DESCRIPTION = """\
@@ -12,7 +12,8 @@ Joins subjective scores to features from reiqa extract and runs the Re-IQA
 protocol: 10 random 70/10/20 train/validation/test splits (disjoint by group
 when the CSV has a group column), Ridge and ElasticNet with the penalty chosen
 by validation SRCC, test SRCC and PLCC (after a 4-parameter logistic fit, and
-raw). Prints a table and writes OUT/report.json and OUT/scatter.png.
+raw). Prints a table and writes OUT/report.json and OUT/scatter.png (replacing
+an earlier report there). Output folders are checked before the protocol runs.
 
 SCORES.csv has the columns path,score[,group] (header optional). Each path is
 matched to the features first as written (as it was given to reiqa extract),
@@ -24,7 +25,11 @@ test.
 --save MODEL_DIR refits the chosen regressor on all images and writes a model
 folder for reiqa score: the regressor as plain arrays plus copies of the two
 encoder checkpoints that made the features (recorded in FEATURES.npz by
-reiqa extract, or given with --quality-ckpt / --content-ckpt).
+reiqa extract, or given with --quality-ckpt / --content-ckpt). An existing
+MODEL_DIR is replaced only with --overwrite, and only when it is a model folder.
+
+Ctrl-C or SIGTERM stops after the current split (exit 130 / 143; nothing is
+written); a second one stops at once.
 
 Example:
   reiqa extract --quality-ckpt ckpt/quality --content-ckpt ckpt/content \\
@@ -37,6 +42,8 @@ FEATURE_CHOICES = ("auto", "reiqa", "quality", "content")
 def add_arguments(p) -> None:
     import argparse
 
+    from reiqa_jax.commands.outputs import add_save_arguments
+
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("features_file", type=Path, metavar="FEATURES.npz",
                    help="features written by reiqa extract")
@@ -44,15 +51,13 @@ def add_arguments(p) -> None:
                    help="subjective scores: path,score[,group]")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="folder for report.json and scatter.png")
-    p.add_argument("--save", type=Path, metavar="MODEL_DIR",
-                   help="also write a model folder for reiqa score")
+    add_save_arguments(p)
     p.add_argument("--quality-ckpt", type=Path, metavar="DIR",
                    help="quality encoder checkpoint for --save (default: the one recorded "
                         "in FEATURES.npz)")
     p.add_argument("--content-ckpt", type=Path, metavar="DIR",
                    help="content encoder checkpoint for --save (default: the one recorded "
                         "in FEATURES.npz)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
     p.add_argument("--features", choices=FEATURE_CHOICES, default="auto",
                    help="which features: reiqa = content + quality (the paper's), quality, "
                         "content; auto = reiqa when both are in the file, else the one there")
@@ -69,7 +74,7 @@ def add_arguments(p) -> None:
 
 def feature_names(choice: str, available) -> tuple[str, ...] | str:
     """The feature blocks for --features, or an error message."""
-    from reiqa_jax.regress import FEATURE_ORDER
+    from reiqa_jax.scoring.features import FEATURE_ORDER
 
     wanted = {"reiqa": FEATURE_ORDER, "quality": ("quality",), "content": ("content",),
               "auto": tuple(n for n in FEATURE_ORDER if n in available)}[choice]
@@ -79,56 +84,61 @@ def feature_names(choice: str, available) -> tuple[str, ...] | str:
     return wanted
 
 
-def report_left_out(command: str, joined, total: int) -> None:
-    """The CSV rows that were not used, on stderr: counts and a few names."""
-    from reiqa_jax.checkpoint import few
-
-    for label, names in (("have no features in the .npz", joined.unmatched),
-                         ("failed extraction", joined.failed),
-                         ("repeat an image already scored (first kept)", joined.duplicates)):
-        if names:
-            print(f"reiqa {command}: {len(names)} of {total} score rows {label}: {few(names, 5)}",
-                  file=sys.stderr)
-
-
 def run(args) -> int:
-    from reiqa_jax.regress import (ProtocolError, fit_final, format_table, join_scores,
-                                   read_features, read_scores_csv, run_protocol, write_report)
+    from reiqa_jax.interrupts import StopSignals
+    from reiqa_jax.scoring.protocol import Stopped
+
+    with StopSignals("reiqa regress", "stopping after the current split",
+                     verbose=sys.stderr.isatty()) as stop:
+        try:
+            return _run(args, stop)
+        except ReiqaError as exc:
+            return error("reiqa regress", str(exc), exc.status)
+        except Stopped:
+            print(f"reiqa regress: stopped by {stop.name}; nothing written", file=sys.stderr)
+            return stop.exit_status
+
+
+def _run(args, stop) -> int:
+    from reiqa_jax.commands.outputs import check_folder, check_save
+    from reiqa_jax.scoring.features import is_numpy_file, load_features
+    from reiqa_jax.scoring.protocol import candidate_grid, run_protocol
+    from reiqa_jax.scoring.report import format_table, write_report
+    from reiqa_jax.scoring.scores_csv import join_scores, read_scores_csv
 
     if args.splits < 1:
         return error("reiqa regress", "--splits must be at least 1")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    try:
-        features = read_features(args.features_file)
-        rows = read_scores_csv(args.scores_file)
-        names = feature_names(args.features, features.blocks)
-    except ProtocolError as exc:
-        return error("reiqa regress", str(exc))
+    candidate_grid(models)  # an unknown model: one line now, not after the features load
+    check_folder(args.out, "--out")
+    if is_numpy_file(args.scores_file) and not is_numpy_file(args.features_file):
+        return error("reiqa regress", f"{args.scores_file} is a numpy file and "
+                     f"{args.features_file} is not: the arguments are the wrong way round "
+                     f"(reiqa regress FEATURES.npz SCORES.csv)")
+    features = load_features(args.features_file)
+    rows = read_scores_csv(args.scores_file)
+    names = feature_names(args.features, features.blocks)
     if isinstance(names, str):
         return error("reiqa regress", names)
-    if args.save is not None:
-        checkpoints = {"quality": args.quality_ckpt or features.checkpoints["quality"],
-                       "content": args.content_ckpt or features.checkpoints["content"]}
-        missing = [n for n in names if not checkpoints[n]]
-        if missing:
-            return error("reiqa regress", f"{args.features_file} does not record which checkpoints made "
-                         f"its {' and '.join(missing)} features; give "
-                         f"{' and '.join(f'--{n}-ckpt' for n in missing)} with --save")
-        if args.save.exists() and not args.overwrite:
-            return error("reiqa regress", f"{args.save} already exists (add --overwrite to replace it)")
+    given = {"quality": args.quality_ckpt, "content": args.content_ckpt}
+    checkpoints = {n: given[n] or features.checkpoints[n] for n in given}
+    missing = [n for n in names if not checkpoints[n]]
+    if args.save is not None and missing:
+        return error("reiqa regress", f"{args.features_file} does not record which "
+                     f"checkpoints made its {' and '.join(missing)} features; give "
+                     f"{' and '.join(f'--{n}-ckpt' for n in missing)} with --save")
+    save = check_save(args, names, checkpoints, args.out)
     joined = join_scores(features, rows)
-    report_left_out("regress", joined, len(rows.entries))
+    for line in joined.left_out(len(rows.entries)):
+        print(f"reiqa regress: {line}", file=sys.stderr)
     if joined.index.size == 0:
         return error("reiqa regress", f"no row of {args.scores_file} matches an image in "
                      f"{args.features_file}")
     x = features.matrix(names)[joined.index]
-    higher_is_better = not args.lower_is_better
-    try:
-        result = run_protocol(x, joined.scores, joined.groups, n_splits=args.splits,
-                              seed=args.seed, models=models, higher_is_better=higher_is_better,
-                              names=joined.names, progress=not args.no_progress)
-    except ProtocolError as exc:
-        return error("reiqa regress", str(exc))
+    result = run_protocol(x, joined.scores, joined.groups, n_splits=args.splits,
+                          seed=args.seed, models=models,
+                          higher_is_better=not args.lower_is_better, names=joined.names,
+                          progress=not args.no_progress, should_stop=lambda: bool(stop.received))
     extra = {"features": list(names), "features_file": str(args.features_file),
              "scores_file": str(args.scores_file),
              "left_out": {"no_features": joined.unmatched, "failed": joined.failed,
@@ -141,20 +151,14 @@ def run(args) -> int:
                                      f"({'+'.join(names)}, {x.shape[1]}-d)"))
     print(f"reiqa regress: report -> {args.out / 'report.json'}, {args.out / 'scatter.png'}",
           file=sys.stderr)
-    if args.save is not None:
-        from reiqa_jax.quality_model import ModelDirError, make_model_dir
-
-        regressor = fit_final(x, joined.scores, result, feature_names=names)
-        try:
-            make_model_dir(args.save, regressor, quality_ckpt=checkpoints["quality"],
-                           content_ckpt=checkpoints["content"], overwrite=args.overwrite,
-                           meta={"scores_file": str(args.scores_file.resolve()),
-                                 "features_file": str(args.features_file.resolve()),
-                                 "n_images": int(joined.index.size),
-                                 "srcc_median": result.srcc_median,
-                                 "plcc_median": result.plcc_median})
-        except ModelDirError as exc:
-            return error("reiqa regress", str(exc))
-        print(f"reiqa regress: model ({regressor.model}, alpha={regressor.alpha:g}, fitted on "
-              f"{joined.index.size} images) -> {args.save}", file=sys.stderr)
+    if save is not None and stop.received:
+        print(f"reiqa regress: stopped by {stop.name}; the report is written, the model "
+              f"folder is not", file=sys.stderr)
+        return stop.exit_status
+    if save is not None:
+        save.write("reiqa regress", x, joined.scores, result, names,
+                   meta={"scores_file": str(args.scores_file.resolve()),
+                         "features_file": str(args.features_file.resolve()),
+                         "n_images": int(joined.index.size),
+                         "srcc_median": result.srcc_median, "plcc_median": result.plcc_median})
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from reiqa_jax.errors import error, one_line
+from reiqa_jax.errors import ReiqaError, error, one_line
 
 HELP = "train a quality-aware (Re-IQA) or content-aware (MoCo-v2) encoder"
 DESCRIPTION = """\
@@ -66,42 +66,66 @@ def _wants_distributed(args) -> bool:
     return False
 
 
+def _join_cluster(args, stop) -> None:
+    """``jax.distributed.initialize``, which waits for every process (minutes,
+    when one is missing), in a worker thread: signal handlers run only while
+    the main thread runs Python, so waiting here lets a Ctrl-C end the
+    process at once (nothing is written yet)."""
+    import concurrent.futures
+
+    import jax
+
+    explicit = {k: v for k, v in (("coordinator_address", args.coordinator_address),
+                                  ("num_processes", args.num_processes),
+                                  ("process_id", args.process_id)) if v is not None}
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="join")
+    joined = pool.submit(jax.distributed.initialize, **explicit,
+                         heartbeat_timeout_seconds=args.heartbeat_timeout)
+    while not concurrent.futures.wait([joined], timeout=0.1).done:
+        if stop.received:
+            print(f"reiqa train: {stop.name} while joining the multi-host run: stopped",
+                  file=sys.stderr, flush=True)
+            os._exit(stop.exit_status)  # the join cannot be cancelled or waited for
+    pool.shutdown()
+    joined.result()
+
+
 def run(args) -> int:
-    from reiqa_jax.config_file import ConfigError, apply_overrides, load_config
+    from reiqa_jax.interrupts import StopSignals
+
+    # Signals are recorded from here on, never raised: a KeyboardInterrupt
+    # inside JAX's start-up or compilation (or its garbage-collection hook)
+    # left the process hung, running on or crashing.
+    with StopSignals("reiqa train", "stopping before the next step, with a checkpoint if "
+                     "steps have run", verbose=sys.stderr.isatty()) as stop:
+        return _run(args, stop)
+
+
+def _run(args, stop) -> int:
+    from reiqa_jax.config_file import apply_overrides, load_config
+    from reiqa_jax.config_schema import check
 
     try:
-        config = apply_overrides(load_config(args.config), args.config_overrides)
-    except ConfigError as exc:
-        return error("reiqa train", str(exc))
+        config = check(apply_overrides(load_config(args.config), args.config_overrides))
+    except ReiqaError as exc:
+        return error("reiqa train", str(exc), exc.status)
     if args.print_config:
         print(config)
         return 0
-
-    import jax
 
     from reiqa_jax.compile_cache import enable_compile_cache
 
     enable_compile_cache()
     if _wants_distributed(args):
-        explicit = {k: v for k, v in (("coordinator_address", args.coordinator_address),
-                                      ("num_processes", args.num_processes),
-                                      ("process_id", args.process_id)) if v is not None}
-        try:
-            jax.distributed.initialize(**explicit,
-                                       heartbeat_timeout_seconds=args.heartbeat_timeout)
+        try:  # JAX's preemption service takes SIGTERM over from here (see train.StopRequest)
+            _join_cluster(args, stop)
         except Exception as exc:  # noqa: BLE001 - JAX raises several types here
             return error("reiqa train", f"cannot join the multi-host run: "
                                   f"{one_line(exc)[:300]}")
 
-    from reiqa_jax.checkpoint import CheckpointError
-    from reiqa_jax.data.sources import DataError
-    from reiqa_jax.train import TrainError, train_and_evaluate
-    from reiqa_jax.workdir import WorkdirError
+    from reiqa_jax.train import train_and_evaluate
 
     try:
-        return train_and_evaluate(config, args.workdir)
-    except (TrainError, DataError, WorkdirError, CheckpointError, ConfigError) as exc:
-        return error("reiqa train", str(exc))
-    except KeyboardInterrupt:
-        print("reiqa train: interrupted", file=sys.stderr)
-        return 130
+        return train_and_evaluate(config, args.workdir, stop)
+    except ReiqaError as exc:
+        return error("reiqa train", str(exc), exc.status)

@@ -24,12 +24,17 @@
 * several of these joined by ``+`` (``synthetic:100*4+skimage:moon,grass``):
   their lists one after the other. A path that exists as written is never
   split at ``+`` or ``*``.
+
+Every listed file must exist (checked up front, before any compute).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
+
+from reiqa_jax.errors import ReiqaError
 
 SYNTHETIC_ENV = "REIQA_JAX_SYNTHETIC_DIR"
 SYNTHETIC_DEFAULT_WH = (512, 384)
@@ -39,7 +44,7 @@ _SYNTHETIC = re.compile(r"synthetic:(\d+)(?::(\d+)x(\d+))?")
 SYNTHETIC_VERSION = 1
 
 
-class DataError(ValueError):
+class DataError(ReiqaError, ValueError):
     """The training data cannot be used; the message is one line."""
 
 
@@ -60,15 +65,19 @@ def parse_synthetic(data: str) -> tuple[int, tuple[int, int]] | None:
     return n, (h, w)
 
 
-def synthetic_dir(hw: tuple[int, int]) -> Path:
-    """The cache folder of the synthetic pictures of size ``hw`` = (H, W)."""
+def cache_root() -> Path:
+    """Where generated training pictures (synthetic and bundled) are written."""
     root = os.environ.get(SYNTHETIC_ENV, "").strip()
     if not root:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
                                                                 ".cache")
         root = os.path.join(base, "reiqa-jax", "synthetic")
-    return (Path(root).expanduser()
-            / f"dead_leaves-v{SYNTHETIC_VERSION}-seed{SYNTHETIC_SEED}-{hw[1]}x{hw[0]}")
+    return Path(root).expanduser()
+
+
+def synthetic_dir(hw: tuple[int, int]) -> Path:
+    """The cache folder of the synthetic pictures of size ``hw`` = (H, W)."""
+    return cache_root() / f"dead_leaves-v{SYNTHETIC_VERSION}-seed{SYNTHETIC_SEED}-{hw[1]}x{hw[0]}"
 
 
 def _write_synthetic(job: tuple[str, int, tuple[int, int]]) -> None:
@@ -130,7 +139,7 @@ def bundled_images(names: list[str], *, shorter: int = 384) -> list[str]:
 
     from reiqa_jax.data.sample_photos import load_sample_photo
 
-    folder = synthetic_dir((0, 0)).parent / f"skimage-{shorter}"
+    folder = cache_root() / f"skimage-{shorter}"
     paths = []
     for name in names:
         path = folder / f"{name}.png"
@@ -188,9 +197,35 @@ def training_images(data: str) -> list[str]:
     if not (source.is_dir() or source.suffix.lower() in (".csv", ".txt", ".lst")):
         raise DataError(f"training data {data} is neither a folder nor a .csv/.txt list")
     try:
-        paths = expand_inputs([str(source)]).paths
+        expanded = expand_inputs([str(source)])
     except InputError as exc:
         raise DataError(str(exc)) from None
+    paths = expanded.paths
     if not paths:
         raise DataError(f"no images in {data}")
+    missing = [entry for path, entry in zip(paths, expanded.entries) if not os.path.exists(path)]
+    if missing:
+        where = f"relative paths are taken from {source.parent}; " if source.is_file() else ""
+        raise DataError(f"{len(missing)} of the {len(paths)} training images in {data} do not "
+                        f"exist ({where}first: {', '.join(missing[:3])})")
     return paths
+
+
+def fingerprint_root(data: str) -> Path:
+    """The folder the image list's fingerprint is taken from: the data folder,
+    the list's folder, or the cache folder of generated pictures (a data
+    string that is not a path), so a dataset moved as a whole keeps it."""
+    source = Path(data).expanduser()
+    if source.exists():
+        return source if source.is_dir() else source.parent
+    return cache_root()
+
+
+def fingerprint(paths: list[str], root: str | Path) -> str:
+    """sha256 of the image list as paths relative to ``root`` (the data folder,
+    or the list's folder), so a dataset moved as a whole keeps its fingerprint
+    and any added, removed or reordered image changes it."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(os.path.relpath(path, root).encode("utf-8", "surrogateescape") + b"\n")
+    return digest.hexdigest()

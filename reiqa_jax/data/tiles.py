@@ -1,31 +1,22 @@
-"""Host-side (numpy) fixed-size tiles for the jitted quality views.
+"""Host-side (numpy) arrays of one shape for the jitted views.
 
-jit needs one shape, the official loader works on whole decoded pictures. The
-host therefore hands over a fixed (H, W) = (384, 512) uint8 tile per picture
-plus its valid size and orientation flag:
+Quality branch (``picture_canvas``): the whole decoded picture at the
+top-left of a canvas of its class's shape (``data.canvases``), zeros around
+it, and its size ``valid_hw``. Every op of the quality views honours the
+valid size, so the device distorts, resizes and crops the picture exactly as
+the official loader does the picture alone. Only a picture larger than the
+largest canvas is cut, to a uniformly random window of the canvas size.
 
-* Orientation: a portrait picture (h > w, tile landscape) is stored
-  transposed with ``transposed=True``; ``crops.crop_pair`` applies the
-  offsets as (x, y) and transposes the crops back, so crop geometry is the
-  official one for the picture as it is. (Distortions then run on the
-  transposed picture; they are isotropic or draw random directions, except
-  that resize-type ops see the two axes swapped.)
-* Exactly tile-sized (the typical 512x384 training picture, e.g. KADIS-700k):
-  the tile *is* the picture; every statistic (crop offsets, random crop
-  positions, the zero padding that torchvision's CenterCrop adds at scale 2,
-  where the 192x256 half picture is smaller than the >= 272 crop region)
-  equals the official pipeline.
-* Larger: a uniformly random tile-sized window. Changed: scale-1 crops are
-  drawn within the window (still uniform over the picture marginally only
-  approximately); scale 2 halves the window, not the whole picture, so it
-  sees the same content scale as a 512x384 picture rather than half the
-  whole picture.
-* Smaller in a dim: the picture sits at the top-left, the rest is filled by
-  symmetric (mirror) padding, and ``valid_hw`` carries its size. Crop
-  geometry and the scale-2 resize use ``valid_hw`` and read zeros outside the
-  picture, exactly as the official code; only the distortions differ near
-  the picture's right/bottom border and in global statistics, because they
-  run on the padded tile (mirror padding keeps those differences small).
+``sample_tile`` is the earlier policy, kept for comparison
+(``benchmarks/train_step.py``) and for tests of the crop geometry: a fixed
+(384, 512) tile per picture, portrait pictures stored transposed
+(``transposed=True``; ``crops.crop_pair`` transposes the crops back), a
+random window of larger pictures, mirror padding around smaller ones. On
+pictures larger than the tile it differs from the official recipe: the
+distortions see a window (per-picture counts such as colour blocks get
+denser) and scale 2 halves the window, not the picture.
+
+Content branch (``content_canvas``): the whole picture shrunk to fit.
 """
 
 from __future__ import annotations
@@ -35,9 +26,36 @@ import numpy as np
 TILE_HW = (384, 512)
 
 
+def picture_canvas(rng: np.random.Generator, image: np.ndarray, canvas_hw: tuple[int, int]):
+    """A decoded picture in a canvas (the quality branch's host step).
+
+    Args:
+      rng: numpy Generator; draws only for a picture larger than the canvas
+        (the window's position).
+      image: uint8 (h, w, 3) RGB.
+      canvas_hw: (H, W).
+    Returns:
+      dict(pixels=uint8 (H, W, 3): the picture (or its window) at the
+      top-left, zeros elsewhere; valid_hw=int32 (2,) its size).
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 (h, w, 3), got {image.dtype} {image.shape}")
+    th, tw = canvas_hw
+    h, w = image.shape[:2]
+    vh, vw = min(h, th), min(w, tw)
+    if (vh, vw) != (h, w):
+        top = int(rng.integers(0, h - vh + 1))
+        left = int(rng.integers(0, w - vw + 1))
+        image = image[top:top + vh, left:left + vw]
+    pixels = np.zeros((th, tw, 3), np.uint8)
+    pixels[:vh, :vw] = image
+    return dict(pixels=pixels, valid_hw=np.array([vh, vw], np.int32))
+
+
 def sample_tile(rng: np.random.Generator, image: np.ndarray,
                 tile_hw: tuple[int, int] = TILE_HW):
-    """One tile from a decoded picture.
+    """One tile from a decoded picture (the earlier policy, see the module
+    docstring).
 
     Args:
       rng: numpy Generator (host randomness for the window position).

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reiqa_jax.errors import ReiqaError
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
@@ -67,7 +69,7 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
 )}
 
 
-class UnknownDataset(ValueError):
+class UnknownDataset(ReiqaError, ValueError):
     """A dataset name that is not in the registry; the message lists the known ones."""
 
 
@@ -97,27 +99,76 @@ def make_builder(name: str, *, data_dir, config: str = "labels"):
                                file_format="array_record")
 
 
-def prepare(name: str, manual_dir, *, data_dir, config: str = "labels"):
+def prepare(name: str, manual_dir, *, data_dir, config: str = "labels",
+            log=lambda message: None):
     """Builds ``name`` from ``manual_dir`` unless already built under ``data_dir``; returns
-    the builder. Raises ``core.DatasetError`` (one line) when manual_dir is not right."""
+    the builder. Raises ``core.DatasetError`` (one line) when manual_dir is not right.
+
+    A build is kept only while it holds what the label files in ``manual_dir``
+    say now (paths, scores, contents, distortions, levels, splits): when they
+    were edited since, the build of this version and config is made again (and
+    ``log`` says so). The images of the "images" config are not compared.
+    """
+    return _prepare(name, manual_dir, data_dir=data_dir, config=config, log=log)[0]
+
+
+def _prepare(name: str, manual_dir, *, data_dir, config: str, log):
+    """(builder, its examples' labels sorted by path) for :func:`prepare`."""
+    import shutil
+
+    from reiqa_jax.datasets.core import DatasetError
+
+    manual_dir = Path(manual_dir).expanduser()
+    if not manual_dir.is_dir():
+        raise DatasetError(f"manual_dir {manual_dir} is not a folder")
+    builder = _build(name, manual_dir, data_dir=data_dir, config=config)
+    built = _labels(builder)
+    wanted = sorted(_record_labels(r) for r in builder.checked_records(manual_dir))
+    if [_example_labels(row) for row in built] != wanted:
+        log(f"the labels in {manual_dir} changed since {builder.data_dir} was built: "
+            f"building it again")
+        shutil.rmtree(builder.data_dir)  # this version and config of our own build only
+        builder = _build(name, manual_dir, data_dir=data_dir, config=config)
+        built = _labels(builder)
+    return builder, built
+
+
+def _build(name: str, manual_dir: Path, *, data_dir, config: str):
     import tensorflow_datasets as tfds
 
     from reiqa_jax.datasets.core import DatasetError
     from reiqa_jax.errors import one_line
 
-    manual_dir = Path(manual_dir).expanduser()
     builder = make_builder(name, data_dir=data_dir, config=config)
-    if not manual_dir.is_dir():
-        raise DatasetError(f"manual_dir {manual_dir} is not a folder")
+    # TFDS's progress bars (generating, shuffling) are about its own files, not the
+    # command's work, which shows its own progress.
+    tfds.disable_progress_bar()
     try:
         # TFDS prints "Downloading and preparing ..." on stdout, though nothing is
-        # downloaded; keep stdout for results (its progress bars stay on stderr).
+        # downloaded; keep stdout for results.
         with contextlib.redirect_stdout(io.StringIO()):
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
     except AssertionError as exc:  # TFDS's own manual_dir checks
         raise DatasetError(one_line(exc)[:300]) from None
     return builder
+
+
+def _labels(builder) -> list[dict]:
+    """Every example of a build without its image, sorted by path."""
+    source = builder.as_data_source()["train"]
+    rows = [{k: v for k, v in source[i].items() if k != "image"} for i in range(len(source))]
+    return sorted(rows, key=lambda r: _text(r["path"]))
+
+
+def _example_labels(row) -> tuple:
+    return (_text(row["path"]), float(np.float32(row["score"])), _text(row["content"]),
+            _text(row["distortion"]), int(row["level"]), _text(row["split"]))
+
+
+def _record_labels(record) -> tuple:
+    return (record.path, float(np.float32(record.score)), record.content, record.distortion,
+            int(record.level), record.split)
 
 
 @dataclasses.dataclass
@@ -148,11 +199,11 @@ def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def load_records(name: str, manual_dir, *, data_dir, config: str = "labels") -> IQARecords:
-    """Builds (if needed) and reads every example's labels."""
-    builder = prepare(name, manual_dir, data_dir=data_dir, config=config)
-    source = builder.as_data_source()["train"]
-    rows = sorted((source[i] for i in range(len(source))), key=lambda r: _text(r["path"]))
+def load_records(name: str, manual_dir, *, data_dir, config: str = "labels",
+                 log=lambda message: None) -> IQARecords:
+    """Builds (if needed, or again when the label files changed: see :func:`prepare`)
+    and reads every example's labels."""
+    builder, rows = _prepare(name, manual_dir, data_dir=data_dir, config=config, log=log)
     manual_dir = Path(manual_dir).expanduser().resolve()
     relative = [_text(r["path"]) for r in rows]
     higher = bool(builder.higher_is_better())

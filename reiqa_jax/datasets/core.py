@@ -7,7 +7,7 @@ downloaded. Builds write array_record files that ``tfds.data_source`` /
 ``builder.as_data_source()`` read without TensorFlow.
 
 One split, ``train``, holds every image: IQA protocols draw their own random
-splits (``reiqa_jax.regress``). Official splits, where a dataset ships one,
+splits (``reiqa_jax.scoring.protocol``). Official splits, where a dataset ships one,
 are kept in the ``split`` feature.
 
 Features of one example::
@@ -41,12 +41,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from reiqa_jax.errors import one_line
+from reiqa_jax.errors import ReiqaError, one_line
 
 BUILD_VERSION = "1.0.0"
 
 
-class DatasetError(ValueError):
+class DatasetError(ReiqaError, ValueError):
     """manual_dir does not hold what a builder needs; the message is one line."""
 
 
@@ -136,8 +136,9 @@ class IQABuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                                             synthetic=self.SYNTHETIC),
         )
 
-    def _split_generators(self, dl_manager):
-        manual_dir = Path(dl_manager.manual_dir)
+    def checked_records(self, manual_dir: Path) -> list[Record]:
+        """``records`` with every failure as a one-line DatasetError, and none empty."""
+        manual_dir = Path(manual_dir)
         try:
             records = self.records(manual_dir)
         except DatasetError:
@@ -148,6 +149,11 @@ class IQABuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                                f"{one_line(exc)}") from None
         if not records:
             raise DatasetError(f"no labelled images found in {manual_dir}")
+        return records
+
+    def _split_generators(self, dl_manager):
+        manual_dir = Path(dl_manager.manual_dir)
+        records = self.checked_records(manual_dir)
         return {"train": self._generate_examples(manual_dir, records)}
 
     def _generate_examples(self, manual_dir: Path, records: Iterable[Record]) -> Iterator:
@@ -270,16 +276,20 @@ def resolve_all(tree: CaseInsensitiveTree, names: Iterable[str], manual_dir: Pat
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
-    """A CSV with a header as dicts with lower-cased, stripped keys."""
+    """A CSV with a header as dicts with lower-cased, stripped keys (read as every
+    CSV is: :func:`reiqa_jax.inputs.read_csv_table`)."""
     import csv
 
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = [h.strip().lower() for h in next(reader)]
-        except StopIteration:
-            raise DatasetError(f"{path} is empty") from None
-        return [dict(zip(header, (c.strip() for c in row))) for row in reader if any(row)]
+    from reiqa_jax.inputs import read_csv_table
+
+    try:
+        rows = read_csv_table(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read {path}: {one_line(exc)}") from None
+    if not rows:
+        raise DatasetError(f"{path} is empty")
+    header = [cell.lower() for cell in rows[0]]
+    return [dict(zip(header, row)) for row in rows[1:]]
 
 
 def column(rows: list[dict[str, str]], names: tuple[str, ...], path: Path) -> str:

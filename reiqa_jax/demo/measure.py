@@ -52,7 +52,7 @@ def encoder_features(paths, checkpoint) -> np.ndarray:
 
 def splits(labelled, *, n_splits: int = N_SPLITS, seed: int = 0):
     """The protocol's (train, val, test) index arrays on ``labelled``, by scene."""
-    from reiqa_jax.regress import make_splits
+    from reiqa_jax.scoring.protocol import make_splits
 
     return make_splits(len(labelled), labelled.scenes, n_splits=n_splits, seed=seed)
 
@@ -76,7 +76,7 @@ def series_srcc(result, labelled) -> dict[str, float]:
 
 def measure(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0) -> Measured:
     """The protocol on ``features`` (N, D) of ``labelled`` (splits by scene)."""
-    from reiqa_jax.regress import run_protocol
+    from reiqa_jax.scoring.protocol import run_protocol
 
     result = run_protocol(np.asarray(features, np.float64), labelled.scores, labelled.scenes,
                           n_splits=n_splits, seed=seed)
@@ -90,8 +90,8 @@ def measure(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0) -> M
 
 def quality_model(features, labelled, measured: Measured, checkpoint, model_dir) -> str:
     """The regressor the protocol chose, refitted on every image, as a ``reiqa score`` model folder."""
-    from reiqa_jax.quality_model import make_model_dir
-    from reiqa_jax.regress import fit_final
+    from reiqa_jax.scoring.model_dir import make_model_dir
+    from reiqa_jax.scoring.protocol import fit_final
 
     regressor = fit_final(np.asarray(features, np.float64), labelled.scores, measured.result,
                           feature_names=("quality",))
@@ -101,7 +101,7 @@ def quality_model(features, labelled, measured: Measured, checkpoint, model_dir)
 
 def score(paths, model_dir, csv_path=None) -> list[float]:
     """``reiqa score``'s scores of ``paths`` with ``model_dir`` (and its CSV, when asked)."""
-    from reiqa_jax.quality_model import score_images, write_scores_csv
+    from reiqa_jax.scoring.model_dir import score_images, write_scores_csv
 
     rows = score_images(list(paths), str(model_dir))
     if csv_path is not None:

@@ -65,7 +65,7 @@ def run_demo(workdir, *, train_steps: int | None = None, seed: int = 0,
         fraction = config.warmup_epochs * training.steps_per_epoch(config) / config.num_steps
         training.set_recipe(config, steps=train_steps, warmup_fraction=fraction)
     if example_photo not in photos:
-        raise ValueError(f"the example photo {example_photo} is not one of the photos")
+        raise training.DemoError(f"the example photo {example_photo} is not one of the photos")
     train_dir = workdir / "train"
     training.prepare(config, train_dir)
 

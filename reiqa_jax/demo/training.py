@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reiqa_jax.errors import ReiqaError
+
 CURVE = (0.0, 0.25, 0.5, 1.0)
 
 
@@ -27,8 +29,18 @@ def demo_config(overrides: dict | None = None):
     return config
 
 
-class DemoError(ValueError):
+class DemoError(ReiqaError, ValueError):
     """The demo cannot run as asked; the message is one line."""
+
+
+class TrainingStopped(ReiqaError):
+    """The training run stopped before its end (a signal, or a failed step,
+    already reported by the trainer); ``status`` is its exit status."""
+
+    def __init__(self, status: int):
+        super().__init__(f"training stopped (exit status {status}); run the same command "
+                         f"to continue from its last checkpoint")
+        self.status = status
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -73,7 +85,7 @@ def train(config, workdir) -> Path:
 
     status = train_and_evaluate(config, workdir)
     if status != 0:
-        raise RuntimeError(f"training stopped with status {status}")
+        raise TrainingStopped(status)
     return Path(workdir) / "model"
 
 
@@ -100,7 +112,7 @@ def random_encoder(directory, arch: dict, seed: int) -> Path:
 
 def curve_encoders(config, workdir, out) -> dict[int, Path]:
     """{step: encoder folder} at every step of :func:`curve_steps` of a finished run."""
-    from reiqa_jax.train import export_run
+    from reiqa_jax.export import export_run
 
     workdir, out = Path(workdir), Path(out)
     arch = {"depth": config.model.depth, "width": config.model.width,

@@ -30,14 +30,14 @@ manual_dir (or absolute).
 """
 
     def records(self, manual_dir: Path) -> list[core.Record]:
-        from reiqa_jax.regress import ProtocolError, read_scores_csv
+        from reiqa_jax.scoring.scores_csv import ScoresCsvError, read_scores_csv
 
         labels = manual_dir / "scores.csv"
         if not labels.is_file():
             raise core.DatasetError(f"no scores.csv in {manual_dir}")
         try:
             rows = read_scores_csv(labels)
-        except ProtocolError as exc:
+        except ScoresCsvError as exc:
             raise core.DatasetError(str(exc)) from None
         tree = core.CaseInsensitiveTree(manual_dir)
         missing = [e for e, r in zip(rows.entries, rows.resolved) if not Path(r).is_file()

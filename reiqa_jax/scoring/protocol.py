@@ -15,7 +15,8 @@ Re-IQA scores an image with a linear regressor on its 8192-d feature
    the best SRCC on the validation part wins.
 3. The winner predicts the test part: SRCC, PLCC after the 4-parameter
    logistic fit (:mod:`reiqa_jax.metrics`) and raw PLCC.
-4. Reported: the median over the splits of each number, and every split.
+4. Reported: the median over the splits of each number, and every split
+   (:mod:`reiqa_jax.scoring.report` writes them).
 
 Hyper-parameters are relative, so one grid fits every dataset size and score
 scale: Ridge's penalty is ``alpha = alpha_rel * n_train`` on
@@ -26,38 +27,33 @@ at once from one eigendecomposition (the same solution as
 ``sklearn.linear_model.Ridge``, checked in the tests); ElasticNet runs
 ``sklearn.linear_model.enet_path`` with warm starts.
 
-:func:`fit_final` refits the most often chosen model on all images;
-:class:`Regressor` saves it as plain arrays (``regressor.npz`` +
-``regressor.json``), never pickle.
+:func:`fit_final` refits the most often chosen model on all images, as a
+:class:`reiqa_jax.scoring.regressor.Regressor`.
 
 Python API::
 
-    from reiqa_jax.regress import run_protocol, write_report, fit_final, Regressor
+    from reiqa_jax.scoring.protocol import run_protocol, fit_final
     result = run_protocol(features, scores, groups=None, n_splits=10, seed=0)
     result.srcc_median, result.plcc_median, result.splits[0].srcc
-    write_report(result, "out/")                 # report.json, scatter.png
-    regressor = fit_final(features, scores, result.chosen)
-    regressor.save("model/"); Regressor.load("model/").quality(features)
+    regressor = fit_final(features, scores, result)
 """
 
 from __future__ import annotations
 
 import collections
-import csv
 import dataclasses
-import json
 import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
 from reiqa_jax import metrics
-from reiqa_jax.errors import one_line
+from reiqa_jax.errors import ReiqaError
+from reiqa_jax.scoring.features import FEATURE_ORDER
+from reiqa_jax.scoring.regressor import Regressor
 
-FEATURE_ORDER = ("content", "quality")  # the Re-IQA feature is content ⊕ quality
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-4, 4, 9))
 # Smaller ElasticNet penalties cost minutes per fit on 8192-d features and lose
 # to Ridge on validation anyway (measured on 1400 x 8192 synthetic features).
@@ -65,11 +61,15 @@ ELASTICNET_ALPHAS = (0.01, 0.1, 1.0)
 ELASTICNET_L1_RATIOS = (0.1, 0.5, 0.9)
 MODELS = ("ridge", "elasticnet")
 FRACTIONS = (0.7, 0.1, 0.2)
-REGRESSOR_FORMAT = "reiqa-jax-regressor"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(ReiqaError, ValueError):
     """Inputs the protocol cannot run on; the message is one line."""
+
+
+class Stopped(Exception):
+    """A run stopped at a safe point because it was asked to (a signal); what it
+    had finished is saved where the run keeps such things."""
 
 
 # ----------------------------------------------------------------------------
@@ -221,94 +221,6 @@ def fit_candidates(x: np.ndarray, y: np.ndarray, candidates: Sequence[Candidate]
     return out
 
 
-# ----------------------------------------------------------------------------
-# the regressor a model directory keeps
-
-@dataclasses.dataclass
-class Regressor:
-    """A fitted linear quality regressor: ``((x - mean) / scale) @ coef + intercept``.
-
-    ``predict`` gives the dataset's own units (MOS or DMOS); ``quality`` gives
-    higher-is-better scores: for a DMOS-trained regressor (``higher_is_better``
-    False) it is ``score_range[0] + score_range[1] - predict(x)``, the DMOS
-    mirrored within the range of the training scores.
-    ``features``: which feature blocks, concatenated in this order, it reads
-    (``("content", "quality")`` for the Re-IQA feature).
-    """
-
-    coef: np.ndarray
-    intercept: float
-    mean: np.ndarray
-    scale: np.ndarray
-    model: str = "ridge"
-    alpha: float = 1.0
-    l1_ratio: float | None = None
-    higher_is_better: bool = True
-    score_range: tuple[float, float] = (0.0, 1.0)
-    features: tuple[str, ...] = FEATURE_ORDER
-    n_train: int = 0
-
-    @property
-    def n_features(self) -> int:
-        return int(self.coef.shape[0])
-
-    def predict(self, x) -> np.ndarray:
-        """(N, D) features -> (N,) predictions in the training scores' units."""
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"expected (N, {self.n_features}) features, got {x.shape}")
-        return ((x - self.mean) / self.scale) @ self.coef + self.intercept
-
-    def quality(self, x) -> np.ndarray:
-        """(N,) scores where higher is always better (see the class doc)."""
-        prediction = self.predict(x)
-        if self.higher_is_better:
-            return prediction
-        return self.score_range[0] + self.score_range[1] - prediction
-
-    def save(self, directory) -> None:
-        """Writes ``regressor.npz`` (float64 arrays) and ``regressor.json`` into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / "regressor.npz", coef=self.coef.astype(np.float64),
-                 intercept=np.float64(self.intercept), mean=self.mean.astype(np.float64),
-                 scale=self.scale.astype(np.float64))
-        header = {
-            "format": REGRESSOR_FORMAT, "version": 1,
-            "prediction": "((x - mean) / scale) @ coef + intercept",
-            "model": self.model, "alpha": self.alpha, "l1_ratio": self.l1_ratio,
-            "higher_is_better": self.higher_is_better,
-            "score_range": [float(v) for v in self.score_range],
-            "quality": ("prediction" if self.higher_is_better else
-                        "score_range[0] + score_range[1] - prediction"),
-            "features": list(self.features), "n_features": self.n_features,
-            "n_train": self.n_train,
-        }
-        (directory / "regressor.json").write_text(json.dumps(header, indent=2) + "\n")
-
-    @classmethod
-    def load(cls, directory) -> "Regressor":
-        """Reads what :meth:`save` wrote; ValueError (one line) if it is not there or broken."""
-        directory = Path(directory)
-        try:
-            header = json.loads((directory / "regressor.json").read_text())
-            with np.load(directory / "regressor.npz", allow_pickle=False) as arrays:
-                coef, intercept = arrays["coef"], float(arrays["intercept"])
-                mean, scale = arrays["mean"], arrays["scale"]
-        except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"no readable regressor in {directory}: "
-                             f"{one_line(exc)}") from None
-        if header.get("format") != REGRESSOR_FORMAT:
-            raise ValueError(f"{directory / 'regressor.json'} is not a {REGRESSOR_FORMAT} file")
-        if not coef.shape == mean.shape == scale.shape or coef.ndim != 1:
-            raise ValueError(f"{directory}: regressor arrays have inconsistent shapes")
-        return cls(coef=coef, intercept=intercept, mean=mean, scale=scale,
-                   model=header["model"], alpha=header["alpha"], l1_ratio=header["l1_ratio"],
-                   higher_is_better=bool(header["higher_is_better"]),
-                   score_range=tuple(header["score_range"]),
-                   features=tuple(header["features"]), n_train=int(header.get("n_train", 0)))
-
-
 def fit_regressor(features, scores, candidate: Candidate, *, higher_is_better: bool = True,
                   feature_names: Sequence[str] = FEATURE_ORDER, max_iter: int = 2000) -> Regressor:
     """One candidate fitted on all of ``features`` (N, D) / ``scores`` (N,) with scikit-learn.
@@ -393,8 +305,15 @@ class ProtocolResult:
     def n_splits(self) -> int:
         return len(self.splits)
 
+    @property
+    def n_undefined(self) -> int:
+        """Splits whose test SRCC is undefined (constant test scores or predictions)."""
+        return sum(math.isnan(s.srcc) for s in self.splits)
+
     def _median(self, name: str) -> float:
+        """The median over the splits where ``name`` is defined (NaN when none)."""
         values = np.array([getattr(s, name) for s in self.splits], dtype=np.float64)
+        values = values[~np.isnan(values)]
         return float(np.median(values)) if values.size else float("nan")
 
     @property
@@ -411,9 +330,16 @@ class ProtocolResult:
 
     @property
     def median_split(self) -> int:
-        order = sorted(range(len(self.splits)),
+        defined = [i for i, s in enumerate(self.splits) if not math.isnan(s.srcc)]
+        order = sorted(defined or range(len(self.splits)),
                        key=lambda i: (_sort_key(self.splits[i].srcc), i))
         return order[(len(order) - 1) // 2]
+
+    @property
+    def n_test(self) -> tuple[int, int]:
+        """(fewest, most) test images of a split."""
+        sizes = [int(s.test.size) for s in self.splits]
+        return min(sizes), max(sizes)
 
     @property
     def chosen(self) -> Candidate:
@@ -440,6 +366,8 @@ class ProtocolResult:
             "srcc": [_num(s.srcc) for s in self.splits],
             "plcc": [_num(s.plcc) for s in self.splits],
             "plcc_raw": [_num(s.plcc_raw) for s in self.splits],
+            "n_test_min": self.n_test[0], "n_test_max": self.n_test[1],
+            "n_splits_undefined": self.n_undefined,
         }
 
 
@@ -462,7 +390,8 @@ def _safe(metric: Callable, pred: np.ndarray, y: np.ndarray) -> float:
 def run_protocol(features, scores, groups=None, *, n_splits: int = 10, seed: int = 0,
                  models: Sequence[str] = MODELS, grid: Sequence[Candidate] | None = None,
                  higher_is_better: bool = True, names: Sequence[str] | None = None,
-                 progress: bool = False, max_iter: int = 2000) -> ProtocolResult:
+                 progress: bool = False, max_iter: int = 2000,
+                 should_stop: Callable[[], bool] | None = None) -> ProtocolResult:
     """Runs the protocol (module doc) on ``features`` (N, D) and ``scores`` (N,).
 
     groups: (N,) content labels; splits are disjoint by group. models: which of
@@ -470,6 +399,10 @@ def run_protocol(features, scores, groups=None, *, n_splits: int = 10, seed: int
     higher_is_better: the scores' direction, recorded for the report and the
     regressor (metrics are computed in the scores' own direction, as published).
     names: optional (N,) image names, kept for the report. progress: a bar on stderr.
+    should_stop: asked after each split; when it says True, :class:`Stopped` is raised.
+    Raises ProtocolError (one line) for inputs it cannot measure anything on:
+    fewer than 10 images, non-finite values, scores that are all equal, or
+    predictions without a defined SRCC on every split.
     """
     x = np.asarray(features)
     y = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -481,6 +414,9 @@ def run_protocol(features, scores, groups=None, *, n_splits: int = 10, seed: int
         raise ProtocolError("features contain NaN or infinite values")
     if y.size < 10:
         raise ProtocolError(f"need at least 10 scored images for 70/10/20 splits, got {y.size}")
+    if np.ptp(y) == 0:
+        raise ProtocolError(f"all {y.size} scores are equal ({y[0]:g}): a correlation with "
+                            f"them is undefined; give scores that differ")
     grid = list(grid) if grid is not None else candidate_grid(models)
     group_array = None if groups is None else np.asarray(groups)
     splits = make_splits(y.size, group_array, n_splits=n_splits, seed=seed)
@@ -502,6 +438,12 @@ def run_protocol(features, scores, groups=None, *, n_splits: int = 10, seed: int
             val_srcc=val_srcc[best], srcc=_safe(metrics.srcc, prediction, y[test]),
             plcc=_safe(metrics.plcc_logistic, prediction, y[test]),
             plcc_raw=_safe(metrics.plcc, prediction, y[test]), test_prediction=prediction))
+        if should_stop is not None and should_stop():
+            raise Stopped(f"stopped after split {index + 1} of {len(splits)}")
+    if all(math.isnan(r.srcc) for r in results):
+        raise ProtocolError(f"no split has a defined test SRCC: the predictions (or the test "
+                            f"scores) are constant on every test part of {y.size} images; "
+                            f"the features carry no variation the regressor can use")
     return ProtocolResult(splits=results, scores=y, groups=group_array, n_features=x.shape[1],
                           seed=seed, higher_is_better=higher_is_better, grid=grid,
                           names=None if names is None else [str(n) for n in names])
@@ -523,259 +465,3 @@ def fit_final(features, scores, candidate: Candidate | ProtocolResult, *,
                          higher_is_better=True if higher_is_better is None else higher_is_better,
                          feature_names=feature_names)
 
-
-# ----------------------------------------------------------------------------
-# reporting
-
-def format_table(result: ProtocolResult, *, paper: tuple[float, float] | None = None,
-                 title: str = "") -> str:
-    """A plain-text table of the per-split and median numbers (and the paper's, if given)."""
-    lines = []
-    if title:
-        lines.append(title)
-    lines.append(f"{'split':>6} {'n_test':>7} {'SRCC':>7} {'PLCC':>7} {'PLCC raw':>9}  chosen")
-    for s in result.splits:
-        lines.append(f"{s.index:>6} {s.test.size:>7} {s.srcc:>7.4f} {s.plcc:>7.4f} "
-                     f"{s.plcc_raw:>9.4f}  {s.chosen.label()}")
-    lines.append(f"{'median':>6} {'':>7} {result.srcc_median:>7.4f} {result.plcc_median:>7.4f} "
-                 f"{result.plcc_raw_median:>9.4f}  ({result.n_images} images, "
-                 f"{result.n_splits} splits)")
-    if paper is not None:
-        lines.append(f"{'paper':>6} {'':>7} {paper[0]:>7.3f} {paper[1]:>7.3f}")
-    return "\n".join(lines)
-
-
-def write_report(result: ProtocolResult, out_dir, *, extra: dict | None = None,
-                 title: str = "") -> dict:
-    """Writes ``out_dir/report.json`` and ``out_dir/scatter.png``; returns the report dict.
-
-    The scatter shows the test images of the median split: prediction against
-    score, with the fitted logistic. ``extra`` entries are added to the JSON.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report = result.to_json()
-    if extra:
-        report.update(extra)
-    split = result.splits[result.median_split]
-    if result.names is not None:
-        report["median_split_test"] = [
-            {"name": result.names[i], "score": float(result.scores[i]), "prediction": float(p)}
-            for i, p in zip(split.test, split.test_prediction)]
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    _scatter(result, out_dir / "scatter.png", title=title)
-    return report
-
-
-def _scatter(result: ProtocolResult, path: Path, *, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib import pyplot as plt
-
-    split = result.splits[result.median_split]
-    prediction, y = split.test_prediction, result.scores[split.test]
-    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=120)
-    ax.scatter(prediction, y, s=10, alpha=0.6, edgecolors="none")
-    try:
-        fit = metrics.logistic_fit(prediction, y)
-        grid = np.linspace(prediction.min(), prediction.max(), 200)
-        label = ("4-parameter logistic fit" if fit.converged else
-                 "straight-line fit (the logistic did not fit)")
-        ax.plot(grid, fit(grid), color="C3", lw=1.5, label=label)
-        ax.legend(loc="best", fontsize=8)
-    except ValueError:
-        pass
-    ax.set_xlabel("predicted score")
-    ax.set_ylabel("subjective score (" + ("MOS" if result.higher_is_better else "DMOS") + ")")
-    heading = f"{title}\n" if title else ""
-    ax.set_title(f"{heading}test images of the median split ({split.index}): "
-                 f"SRCC {split.srcc:.3f}, PLCC {split.plcc:.3f}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-# ----------------------------------------------------------------------------
-# features .npz + scores .csv -> the protocol's inputs (for `reiqa regress`)
-
-_PATH_NAMES = ("path", "image_path", "image", "image_name", "filename", "file", "name")
-_SCORE_NAMES = ("score", "mos", "dmos", "quality", "label")
-_GROUP_NAMES = ("group", "content", "reference", "ref", "ref_img")
-
-
-@dataclasses.dataclass
-class ScoreRows:
-    """A scores CSV: ``path`` cells as written, their resolved paths, scores, groups (or None)."""
-
-    path: Path
-    entries: list[str]
-    resolved: list[str]
-    scores: np.ndarray
-    groups: list[str] | None
-
-
-def read_scores_csv(path) -> ScoreRows:
-    """Reads ``path,score[,group]`` (header optional; columns found by name when present).
-
-    Relative paths are resolved against the CSV's folder. ProtocolError (one
-    line) for an unreadable file or a score that is not a number.
-    """
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = [r for r in csv.reader(handle) if any(cell.strip() for cell in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ProtocolError(f"cannot read {path}: {one_line(exc)}") from None
-    if not rows:
-        raise ProtocolError(f"{path} is empty")
-    columns = {"path": 0, "score": 1, "group": 2 if len(rows[0]) > 2 else None}
-    first_line = 1
-    if len(rows[0]) < 2 or _is_number(rows[0][1]) is False:
-        first_line = 2
-        header = [cell.strip().lower() for cell in rows[0]]
-        for key, names in (("path", _PATH_NAMES), ("score", _SCORE_NAMES),
-                           ("group", _GROUP_NAMES)):
-            found = next((header.index(n) for n in names if n in header), None)
-            if found is not None:
-                columns[key] = found
-            elif key == "group":
-                columns[key] = None
-        rows = rows[1:]
-    entries, scores, groups = [], [], []
-    for number, row in enumerate(rows, start=first_line):
-        if len(row) <= max(columns["path"], columns["score"]):
-            raise ProtocolError(f"{path}: row {number} has too few columns: {','.join(row)}")
-        entries.append(row[columns["path"]].strip())
-        value = _is_number(row[columns["score"]])
-        if value is False:
-            raise ProtocolError(f"{path}: row {number}: score {row[columns['score']]!r} "
-                                f"is not a number")
-        scores.append(value)
-        if columns["group"] is not None:
-            groups.append(row[columns["group"]].strip() if len(row) > columns["group"] else "")
-    resolved = [_resolve(e, path.parent) for e in entries]
-    return ScoreRows(path=path, entries=entries, resolved=resolved,
-                     scores=np.asarray(scores, np.float64),
-                     groups=groups if columns["group"] is not None else None)
-
-
-def _is_number(cell: str):
-    try:
-        value = float(cell)
-    except ValueError:
-        return False
-    return value if math.isfinite(value) else False
-
-
-def _resolve(entry: str, base: Path) -> str:
-    candidate = Path(entry).expanduser()
-    return str((candidate if candidate.is_absolute() else base / candidate).resolve())
-
-
-@dataclasses.dataclass
-class FeatureFile:
-    """An extraction ``.npz``: per-image keys in the file's order.
-
-    ``entries`` are the inputs as written to ``reiqa extract`` (the resolved
-    paths when the file predates that key); ``blocks`` maps "content" /
-    "quality" to (N, D) arrays; ``checkpoints`` the encoder directories that
-    made them ('' when not recorded).
-    """
-
-    path: Path
-    paths: list[str]
-    entries: list[str]
-    blocks: dict[str, np.ndarray]
-    failed: list[str]
-    failed_entries: list[str]
-    errors: list[str]
-    checkpoints: dict[str, str]
-
-    def matrix(self, names: Sequence[str]) -> np.ndarray:
-        return np.concatenate([self.blocks[n] for n in names], axis=1)
-
-
-def read_features(path) -> FeatureFile:
-    """Loads an extraction ``.npz`` (old or new key set); ProtocolError if unusable."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise ProtocolError(f"cannot read features {path}: {one_line(exc)}") from None
-    if "paths" not in arrays:
-        raise ProtocolError(f"{path} has no 'paths' array: not a reiqa extract file")
-    paths = [str(p) for p in arrays["paths"]]
-    blocks = {n: arrays[n] for n in FEATURE_ORDER if n in arrays}
-    if not blocks:
-        raise ProtocolError(f"{path} has neither 'quality' nor 'content' features")
-    for name, block in blocks.items():
-        if block.ndim != 2 or block.shape[0] != len(paths):
-            raise ProtocolError(f"{path}: '{name}' has shape {block.shape} for {len(paths)} paths")
-    entries = [str(e) for e in arrays["entries"]] if "entries" in arrays else list(paths)
-    failed = [str(p) for p in arrays.get("failed", np.zeros(0, str))]
-    failed_entries = ([str(p) for p in arrays["failed_entries"]] if "failed_entries" in arrays
-                      else list(failed))
-    checkpoints = {n: _scalar_text(arrays.get(f"{n}_ckpt")) for n in ("quality", "content")}
-    return FeatureFile(path=path, paths=paths, entries=entries, blocks=blocks, failed=failed,
-                       failed_entries=failed_entries,
-                       errors=[str(e) for e in arrays.get("errors", np.zeros(0, str))],
-                       checkpoints=checkpoints)
-
-
-def _scalar_text(value) -> str:
-    """A 0-d (or one-element) string array as str; '' when absent or empty."""
-    if value is None or np.size(value) == 0:
-        return ""
-    return str(np.asarray(value).reshape(-1)[0])
-
-
-@dataclasses.dataclass
-class JoinedData:
-    """Scores joined to features: ``index`` (M,) rows of the feature file, with
-    their scores, groups and names; the CSV rows left out, with reasons."""
-
-    index: np.ndarray
-    scores: np.ndarray
-    groups: list[str] | None
-    names: list[str]
-    unmatched: list[str]
-    failed: list[str]
-    duplicates: list[str]
-
-
-def join_scores(features: FeatureFile, rows: ScoreRows) -> JoinedData:
-    """Matches each CSV row to a feature row: first its path cell against the
-    npz ``entries`` as written, then its resolved path against the resolved npz
-    paths. Rows that failed extraction, match nothing, or repeat an image
-    already matched are listed, not used."""
-    by_entry: dict[str, int] = {}
-    for i, e in enumerate(features.entries):
-        by_entry.setdefault(e, i)
-    by_path: dict[str, int] = {}
-    for i, p in enumerate(features.paths):
-        by_path.setdefault(str(Path(p).expanduser().resolve()), i)
-    failed_keys = set(features.failed_entries) | {
-        str(Path(p).expanduser().resolve()) for p in features.failed}
-    index, scores, groups, names = [], [], [], []
-    unmatched, failed, duplicates = [], [], []
-    used: set[int] = set()
-    for k, (entry, resolved) in enumerate(zip(rows.entries, rows.resolved)):
-        row = by_entry.get(entry, by_path.get(resolved))
-        if row is None:
-            (failed if entry in failed_keys or resolved in failed_keys else unmatched).append(entry)
-            continue
-        if row in used:
-            duplicates.append(entry)
-            continue
-        used.add(row)
-        index.append(row)
-        scores.append(rows.scores[k])
-        names.append(entry)
-        if rows.groups is not None:
-            groups.append(rows.groups[k])
-    return JoinedData(index=np.asarray(index, dtype=np.int64),
-                      scores=np.asarray(scores, np.float64),
-                      groups=groups if rows.groups is not None else None, names=names,
-                      unmatched=unmatched, failed=failed, duplicates=duplicates)

@@ -7,8 +7,8 @@ A model directory ``M`` holds everything ``reiqa score`` needs::
                           "encoders": {"content": "content", "quality": "quality"},
                           "higher_is_better": true | false  (of the training scores),
                           "output": "higher is better", "source": {...}, "meta": {...}}
-    M/regressor.npz      coef, intercept, mean, scale (float64; see reiqa_jax.regress.Regressor)
-    M/regressor.json     model, alpha, l1_ratio, score direction and range, features
+    M/regressor.npz      coef, intercept, mean, scale (float64; see
+    M/regressor.json     reiqa_jax.scoring.regressor): model, penalty, score direction...
     M/content/           content-aware encoder checkpoint (reiqa_jax.checkpoint format)
     M/quality/           quality-aware encoder checkpoint
 
@@ -18,7 +18,7 @@ higher-is-better: a regressor trained on DMOS is mirrored (see
 
 Python API::
 
-    from reiqa_jax.quality_model import make_model_dir, load_quality_model, score_images
+    from reiqa_jax.scoring.model_dir import make_model_dir, load_quality_model, score_images
     make_model_dir("model/", regressor, quality_ckpt="ckpt/q", content_ckpt="ckpt/c")
     rows = score_images(["photos/", "one.jpg"], "model/")   # [ScoredImage(path, score, error)]
     model = load_quality_model("model/"); model.score_paths(paths)   # reuse loaded encoders
@@ -30,16 +30,16 @@ import csv
 import dataclasses
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from reiqa_jax.errors import one_line
-from reiqa_jax.regress import Regressor
+from reiqa_jax.errors import ReiqaError, one_line
+from reiqa_jax.scoring.regressor import Regressor, RegressorError
 
 MODEL_FORMAT = "reiqa-jax-quality-model"
 MODEL_VERSION = 1
@@ -47,8 +47,56 @@ MODEL_JSON = "reiqa_model.json"
 ENCODERS = ("content", "quality")
 
 
-class ModelDirError(ValueError):
+class ModelDirError(ReiqaError, ValueError):
     """A model directory that cannot be made or used; the message is one line."""
+
+
+def check_model_target(model_dir, *, overwrite: bool = False) -> Path:
+    """Where a model folder may be written, checked before anything is computed.
+
+    A folder that does not exist yet (its nearest existing parent writable),
+    an empty folder, or, with ``overwrite``, an earlier model folder (one
+    holding ``reiqa_model.json``). Anything else — a file, a folder of other
+    things, a model folder without ``overwrite`` — raises ModelDirError.
+    """
+    model_dir = Path(model_dir)
+    if model_dir.is_file() or (model_dir.exists() and not model_dir.is_dir()):
+        raise ModelDirError(f"{model_dir} is a file; give a folder for the model")
+    if model_dir.is_dir() and any(model_dir.iterdir()):
+        if not (model_dir / MODEL_JSON).is_file():
+            raise ModelDirError(f"{model_dir} exists and is not a model folder; choose a new "
+                                f"or empty folder (it is never replaced)")
+        if not overwrite:
+            raise ModelDirError(f"{model_dir} already exists (add --overwrite to replace it)")
+    parent = next((p for p in (model_dir.absolute(), *model_dir.absolute().parents)
+                   if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ModelDirError(f"cannot write {model_dir}: {parent} is not a writable folder")
+    return model_dir
+
+
+def checkpoint_sources(features: Sequence[str], *, quality_ckpt=None,
+                       content_ckpt=None) -> dict[str, Path]:
+    """{block: absolute checkpoint folder} for the encoder blocks in ``features``,
+    each checked to be a readable checkpoint; ModelDirError (one line) otherwise."""
+    from reiqa_jax.checkpoint import CheckpointError, read_header
+
+    unknown = set(features) - set(ENCODERS)
+    if unknown:
+        raise ModelDirError(f"unknown feature blocks {list(features)}")
+    given = {"quality": quality_ckpt, "content": content_ckpt}
+    sources = {}
+    for name in features:
+        if not given[name]:
+            raise ModelDirError(f"the regressor reads {name} features but no {name} encoder "
+                                f"checkpoint was given")
+        source = Path(given[name]).expanduser().resolve()
+        try:
+            read_header(source, branch=name)
+        except (CheckpointError, OSError) as exc:
+            raise ModelDirError(f"{name} checkpoint {source}: {one_line(exc)}") from None
+        sources[name] = source
+    return sources
 
 
 def make_model_dir(model_dir, regressor: Regressor, *, quality_ckpt=None, content_ckpt=None,
@@ -57,32 +105,16 @@ def make_model_dir(model_dir, regressor: Regressor, *, quality_ckpt=None, conten
 
     The encoder checkpoint directories the regressor needs (its ``features``)
     are copied in whole; the regressor is saved as plain arrays. Writing goes
-    to a temporary sibling renamed into place, so a failed call leaves nothing
-    half-written. An existing ``model_dir`` is replaced only with ``overwrite``.
-    Raises ModelDirError (one line).
+    to a temporary sibling (made with the usual permissions) renamed into
+    place, so a failed call leaves nothing half-written. What may be replaced:
+    see :func:`check_model_target`. Raises ModelDirError (one line).
     """
-    from reiqa_jax.checkpoint import CheckpointError, read_header
-
-    model_dir = Path(model_dir)
-    given = {"quality": quality_ckpt, "content": content_ckpt}
-    needed = [name for name in regressor.features if name in ENCODERS]
-    if set(regressor.features) - set(ENCODERS):
-        raise ModelDirError(f"unknown feature blocks {list(regressor.features)}")
-    sources = {}
-    for name in needed:
-        if not given[name]:
-            raise ModelDirError(f"the regressor reads {name} features but no {name} encoder "
-                                f"checkpoint was given")
-        source = Path(given[name]).expanduser().resolve()
-        try:
-            read_header(source)
-        except (CheckpointError, FileNotFoundError, OSError) as exc:
-            raise ModelDirError(f"{name} checkpoint {source}: {one_line(exc)}") from None
-        sources[name] = source
-    if model_dir.exists() and not overwrite:
-        raise ModelDirError(f"{model_dir} already exists (choose another folder or overwrite it)")
+    sources = checkpoint_sources(regressor.features, quality_ckpt=quality_ckpt,
+                                 content_ckpt=content_ckpt)
+    model_dir = check_model_target(model_dir, overwrite=overwrite)
     model_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", dir=model_dir.parent))
+    tmp = model_dir.with_name(f".{model_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    tmp.mkdir()  # mode from the umask, unlike tempfile.mkdtemp's 0700
     try:
         for name, source in sources.items():
             shutil.copytree(source, tmp / name)
@@ -90,7 +122,7 @@ def make_model_dir(model_dir, regressor: Regressor, *, quality_ckpt=None, conten
         header = {
             "format": MODEL_FORMAT, "version": MODEL_VERSION,
             "features": list(regressor.features),
-            "encoders": {name: name for name in needed},
+            "encoders": {name: name for name in sources},
             "higher_is_better": regressor.higher_is_better,
             "output": "higher is better" + ("" if regressor.higher_is_better else
                                              " (DMOS predictions mirrored within the training "
@@ -100,7 +132,7 @@ def make_model_dir(model_dir, regressor: Regressor, *, quality_ckpt=None, conten
         }
         (tmp / MODEL_JSON).write_text(json.dumps(header, indent=2) + "\n")
         if model_dir.exists():
-            shutil.rmtree(model_dir)
+            shutil.rmtree(model_dir)  # an earlier model folder or an empty one (checked)
         os.replace(tmp, model_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -142,14 +174,14 @@ class QualityModel:
             for name in self.features:
                 folder = self.directory / self.header["encoders"][name]
                 try:
-                    self._encoders[name] = load_model(folder, dtype=compute)
-                except (CheckpointError, FileNotFoundError, OSError) as exc:
+                    self._encoders[name] = load_model(folder, dtype=compute, branch=name)
+                except (CheckpointError, OSError) as exc:
                     raise ModelDirError(f"{name} encoder {folder}: "
                                         f"{one_line(exc)}") from None
             self._dtype = dtype
         return self._encoders
 
-    def predict_features(self, blocks: dict[str, np.ndarray]) -> np.ndarray:
+    def predict_features(self, blocks: Mapping[str, np.ndarray]) -> np.ndarray:
         """{"content": (N, D), "quality": (N, D)} -> (N,) higher-is-better scores."""
         x = np.concatenate([blocks[name] for name in self.features], axis=1)
         if x.shape[1] != self.regressor.n_features:
@@ -157,35 +189,55 @@ class QualityModel:
                                 f"expects {self.regressor.n_features}")
         return self.regressor.quality(x)
 
-    def score_paths(self, paths: Sequence[str], *, batch_size: int = 8, dtype: str = "float32",
+    def iter_scores(self, paths: Sequence[str], *, batch_size: int = 8, dtype: str = "float32",
                     exif_transpose: bool = False, max_pixels: int | None = None,
-                    progress: bool = False,
-                    on_error: Callable[[str, str], None] | None = None) -> list[ScoredImage]:
-        """Scores image files, in order; unreadable ones get ``score=None`` and the reason."""
-        from reiqa_jax.extract import FeatureExtractor
+                    on_error: Callable[[str, str], None] | None = None) -> Iterator:
+        """Scores of image files batch by batch, as ``FeatureExtractor.iter_batches``
+        yields features (not in input order): each result's ``features`` is
+        {"score": (len(indices), 1) float64}. Closing it stops the decoding."""
+        from reiqa_jax.extract import BatchResult, FeatureExtractor
         from reiqa_jax.images import DEFAULT_MAX_PIXELS
 
-        paths = [str(p) for p in paths]
-        if not paths:
-            return []
         encoders = self.encoders(dtype)
         extractor = FeatureExtractor(quality_model=encoders.get("quality"),
                                      content_model=encoders.get("content"),
                                      batch_size=batch_size, exif_transpose=exif_transpose,
                                      max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
-        features = extractor.extract(paths, progress=progress, on_error=on_error)
-        scores = {}
-        if features.paths:
-            blocks = {name: getattr(features, name) for name in self.features}
-            for path, value in zip(features.paths, self.predict_features(blocks)):
-                scores.setdefault(path, float(value))
-        errors = dict(zip(features.failed, features.errors))
-        return [ScoredImage(p, scores.get(p), None if p in scores else
-                            errors.get(p, "not scored")) for p in paths]
+        batches = extractor.iter_batches([str(p) for p in paths], on_error=on_error)
+        try:
+            for result in batches:
+                scores = (self.predict_features(result.features)[:, None] if result.indices
+                          else np.zeros((0, 1)))
+                yield BatchResult(result.indices, {"score": scores}, result.failures)
+        finally:
+            batches.close()
+
+    def score_paths(self, paths: Sequence[str], *, batch_size: int = 8, dtype: str = "float32",
+                    exif_transpose: bool = False, max_pixels: int | None = None,
+                    progress: bool = False,
+                    on_error: Callable[[str, str], None] | None = None) -> list[ScoredImage]:
+        """Scores image files, in order; unreadable ones get ``score=None`` and the reason."""
+        from tqdm.auto import tqdm
+
+        paths = [str(p) for p in paths]
+        if not paths:
+            return []
+        scores: dict[int, float] = {}
+        errors: dict[int, str] = {}
+        with tqdm(total=len(paths), disable=not progress, unit="img", file=sys.stderr) as bar:
+            for result in self.iter_scores(paths, batch_size=batch_size, dtype=dtype,
+                                           exif_transpose=exif_transpose,
+                                           max_pixels=max_pixels, on_error=on_error):
+                scores.update(zip(result.indices, result.features["score"][:, 0].tolist()))
+                errors.update(result.failures)
+                bar.update(len(result.indices) + len(result.failures))
+        return [ScoredImage(p, scores.get(i), None if i in scores else
+                            errors.get(i, "not scored")) for i, p in enumerate(paths)]
 
 
 def load_quality_model(model_dir) -> QualityModel:
-    """Reads a model directory's JSON and regressor (encoders load on first use)."""
+    """Reads a model directory's JSON and regressor (encoders load on first use);
+    ModelDirError (one line) when it is not a usable model folder."""
     model_dir = Path(model_dir)
     path = model_dir / MODEL_JSON
     try:
@@ -195,17 +247,18 @@ def load_quality_model(model_dir) -> QualityModel:
                             f"with reiqa regress ... --save {model_dir})") from None
     except (OSError, ValueError) as exc:
         raise ModelDirError(f"cannot read {path}: {one_line(exc)}") from None
-    if header.get("format") != MODEL_FORMAT:
+    if not isinstance(header, dict) or header.get("format") != MODEL_FORMAT:
         raise ModelDirError(f"{path} is not a {MODEL_FORMAT} file")
-    if header.get("version", 0) > MODEL_VERSION:
-        raise ModelDirError(f"{path} has version {header['version']}; this reiqa-jax reads "
+    if not isinstance(header.get("version", 0), int) or header.get("version", 0) > MODEL_VERSION:
+        raise ModelDirError(f"{path} has version {header['version']!r}; this reiqa-jax reads "
                             f"up to {MODEL_VERSION}")
     try:
         regressor = Regressor.load(model_dir)
-    except ValueError as exc:
+    except RegressorError as exc:
         raise ModelDirError(str(exc)) from None
+    encoders = header.get("encoders")
     for name in regressor.features:
-        if name not in header.get("encoders", {}):
+        if not isinstance(encoders, dict) or not isinstance(encoders.get(name), str):
             raise ModelDirError(f"{path} names no {name} encoder, which the regressor needs")
     return QualityModel(model_dir, header, regressor)
 
@@ -231,13 +284,19 @@ def score_images(inputs: Sequence[str], model_dir, *, batch_size: int = 8,
                              progress=progress, on_error=on_error)
 
 
+def format_score(score: float | None) -> str:
+    """A score as the CSV holds it: 6 significant digits, '' for an image that failed."""
+    return "" if score is None else f"{score:.6g}"
+
+
 def write_scores_csv(rows: Sequence[ScoredImage], out=None) -> None:
-    """Writes ``path,score`` rows (empty score for a failed image) to a path or stdout."""
+    """Writes ``path,score`` rows (empty score for a failed image) to a path or stdout;
+    a path is written under a temporary name and moved into place."""
     def emit(handle):
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["path", "score"])
         for row in rows:
-            writer.writerow([row.path, "" if row.score is None else f"{row.score:.6g}"])
+            writer.writerow([row.path, format_score(row.score)])
 
     if out is None or str(out) == "-":
         emit(sys.stdout)
@@ -245,5 +304,10 @@ def write_scores_csv(rows: Sequence[ScoredImage], out=None) -> None:
         return
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as handle:
-        emit(handle)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            emit(handle)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)

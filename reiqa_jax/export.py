@@ -1,0 +1,91 @@
+"""``reiqa export``: a checkpoint of a training run -> a model folder ``reiqa extract`` reads.
+
+``check_export_target`` says, before anything is read, whether OUT may be
+written (never the run itself, a file, or a folder of the user's);
+``export_run`` restores the checkpoint onto this process's first device
+(the run may have had more) and writes it with ``train.write_model``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jax
+
+from reiqa_jax.checkpoint import JSON_NAME
+from reiqa_jax.errors import ReiqaError, one_line
+
+
+class ExportError(ReiqaError):
+    """The run cannot be exported to OUT; the message is one line."""
+
+
+def check_export_target(workdir, out, *, overwrite: bool = False) -> Path:
+    """Where ``reiqa export`` may write, checked before anything is read.
+
+    ``out`` may be new, an empty folder or, with ``overwrite``, a checkpoint
+    folder (one holding ``reiqa.json``, e.g. an earlier export or the run's own
+    ``model/``). Never a file, the workdir itself, a folder holding the
+    workdir, or a part of the run other than ``model/``. ExportError (one line).
+    """
+    workdir, out = Path(workdir).absolute(), Path(out).absolute()
+    real_workdir, real_out = workdir.resolve(), out.resolve()
+    if real_workdir.is_relative_to(real_out):
+        what = "the workdir" if real_out == real_workdir else "a folder holding the workdir"
+        raise ExportError(f"OUT {out} is {what} {workdir}; give a new folder for the "
+                          f"exported model")
+    if real_out.is_relative_to(real_workdir) and real_out != real_workdir / "model":
+        raise ExportError(f"OUT {out} is inside the workdir {workdir}; give a folder outside "
+                          f"it (or {workdir / 'model'})")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"OUT {out} is a file; give a folder for the exported model")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / JSON_NAME).is_file():
+            raise ExportError(f"OUT {out} exists and is not a checkpoint folder; choose a new "
+                              f"or empty folder (it is never replaced)")
+        if not overwrite:
+            raise ExportError(f"OUT {out} already exists; pass --overwrite to replace it")
+    parent = next(p for p in (out, *out.parents) if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write {out}: {parent} is not a writable folder")
+    return out
+
+
+def export_run(workdir, out, *, step: int | None = None, overwrite: bool = False) -> str:
+    """``reiqa export``: checkpoint ``step`` (default: the newest) of a run -> ``out``
+    (where it may write: :func:`check_export_target`)."""
+    import ml_collections
+
+    from reiqa_jax import optim
+    from reiqa_jax.train import (TrainState, abstract_state, model_arrays_of, state_tree,
+                                 write_model)
+    from reiqa_jax.workdir import RECORD, checkpoint_manager, read_meta, restore_checkpoint
+
+    workdir = Path(workdir).absolute()  # orbax takes absolute paths only
+    try:
+        stored = json.loads((workdir / "config.json").read_text())
+        stored.pop(RECORD, None)  # how the run was made, not a config key
+        config = ml_collections.ConfigDict(stored)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ExportError(f"{workdir} is not a training workdir (config.json: "
+                          f"{one_line(exc)})") from None
+    out = check_export_target(workdir, out, overwrite=overwrite)
+    manager = checkpoint_manager(workdir, keep=config.keep_checkpoints, read_only=True)
+    try:
+        step = manager.latest_step() if step is None else step
+        if step is None or step not in manager.all_steps():
+            raise ExportError(f"no checkpoint {'' if step is None else step} in "
+                              f"{workdir / 'checkpoints'}")
+        meta = read_meta(manager, step)
+        tx = optim.make_optimizer(config)
+        # Everything onto this process's first device: the run may have had others.
+        one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=one),
+                              abstract_state(config, tx, int(meta["devices"])))
+        tree, meta = restore_checkpoint(manager, step, state_tree(target))
+    finally:
+        manager.close()
+    arrays = model_arrays_of(TrainState(**tree))
+    return write_model(arrays, config, out, epoch=int(meta["step"]) // int(meta["steps_per_epoch"]),
+                       meta={"workdir": str(workdir)})
