@@ -1,19 +1,21 @@
 """The photos the demo measures on, and their roles. None of them is trained on.
 
-Every photo here ships with a package ``reiqa-jax`` installs (scikit-image's
-``skimage.data``, scikit-learn's ``load_sample_images``, matplotlib's
-``sample_data``), so nothing is downloaded. The demo trains on procedural
-pictures only (``synthetic:N``), so every bundled photo is held out, and
-each has one role:
+Every test photo here ships with a package ``reiqa-jax`` installs
+(scikit-image's ``skimage.data``, scikit-learn's ``load_sample_images``,
+matplotlib's ``sample_data``), so nothing is downloaded. The demo trains on
+procedural dead-leaves pictures and on the bundled pictures that are not
+photographs of everyday scenes (``configs/demo.py``: the moon, textures,
+microscopy, a retina, astronomy, a scanned page), never on a photo here.
+Each photo has one role:
 
 * **TEST** (reported by ``reiqa demo``): the natural photographs, 11 photos of
   10 scenes. ``motorcycle_left`` and ``motorcycle_right`` are the two views of
   one stereo pair, so they are one scene (``SCENE``): splits keep them
   together.
 * **VALIDATION** (the recipe was chosen on these, ``benchmarks/demo_sweep.py``):
-  the other bundled pictures, 10 scenes that are not everyday photographs
-  (the moon, textures, microscopy, a retina, astronomy, a scanned page, a
-  clock photographed with camera shake).
+  11 photographs from Debian's ``plasma-workspace-wallpapers`` package (a
+  package registry, not a download from the web), none of them bundled or
+  trained on; the sweep says how to get them.
 
 Each photo is resized (PIL bicubic) to cover ``IMAGE_HW`` and centre-cropped.
 """
