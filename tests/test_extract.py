@@ -17,9 +17,9 @@ from flax import nnx
 from bad_inputs import make_mixed_folder, photo
 from reiqa_jax import cli
 from reiqa_jax.checkpoint import build_model, save_model
-from reiqa_jax.extract import (IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, extract_features,
-                               load_features)
+from reiqa_jax.extract import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, extract_features
 from reiqa_jax.images import load_image
+from reiqa_jax.scoring.features import load_features
 from model_testing import random_arrays
 
 ARCH = dict(depth=18, width=0.25, feat_dim=128)  # small and fast; ResNet-50 is in test_convert
