@@ -322,6 +322,10 @@ def main() -> int:
     parser.add_argument("--run", default="", help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per variant")
     parser.add_argument("--record", action="store_true", help="write the table to RESULTS.md")
+    parser.add_argument("--block", default="demo_sweep",
+                        help="the RESULTS.md block to write (one per sweep folder)")
+    parser.add_argument("--about", default="",
+                        help="a sentence for the RESULTS.md block (e.g. which code trained it)")
     parser.add_argument("--wallpapers", type=Path, default=WALLPAPERS,
                         help="folder of the validation wallpapers (default: %(default)s)")
     args = parser.parse_args()
@@ -354,11 +358,18 @@ def main() -> int:
     if args.record:
         from common import cpu_name, write_block
 
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        write_block("<!-- demo_sweep:begin -->", "<!-- demo_sweep:end -->",
+        done = [(out / n / "result.json").stat().st_mtime for n in VARIANTS
+                if (out / n / "result.json").exists()]
+
+        def when(t):
+            return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+        write_block(f"<!-- {args.block}:begin -->", f"<!-- {args.block}:end -->",
                     f"### Demo recipe sweep (`benchmarks/demo_sweep.py`, validation photos)\n\n"
-                    f"{cpu_name()}, 2 cores, {stamp}; machine shared with other jobs (train "
-                    f"minutes are inflated by their load).\n\n{text}\n")
+                    f"{cpu_name()}, 2 cores; variants finished {when(min(done))} to "
+                    f"{when(max(done))}; machine shared with other jobs (train minutes are "
+                    f"inflated by their load).{' ' + args.about if args.about else ''}\n\n"
+                    f"{text}\n")
     return 0
 
 

@@ -9,7 +9,7 @@ from reiqa_jax.demo.iqa_set import LabelledSet, make_labelled_set
 
 def test_test_photos_are_held_out_from_training_and_from_the_recipe_choice():
     assert not set(photos.TEST) & set(photos.VALIDATION)
-    # the demo trains on procedural pictures only: no photo at all
+    # the demo trains on dead leaves and bundled non-photographs (tests/test_demo_config.py)
     assert load_config("demo").data.startswith("synthetic:")
     # every natural photo the three packages bundle is a test photo
     assert {"astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "china", "flower",

@@ -6,7 +6,8 @@ from pathlib import Path
 HELP = "train a small quality encoder and measure it on held-out photos (no download)"
 DESCRIPTION = """\
 Trains configs/demo.py (a quarter-width ResNet-18, the official Re-IQA recipe
-scaled down to a 2-core CPU) on procedural dead-leaves pictures, then
+scaled down to a 2-core CPU) on procedural dead-leaves pictures and
+scikit-image's pictures of the moon, textures, microscopy and a page, then
 measures it on the photos bundled with scikit-image, scikit-learn and
 matplotlib, none of which it trained on: each photo pristine and at 5
 levels of 10 distortion kinds whose levels are monotone in severity. The

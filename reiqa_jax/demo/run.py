@@ -1,7 +1,9 @@
 """``reiqa demo``: the whole demo, start to end (the steps below, in order).
 
 1. **Training pictures**: ``synthetic:N`` dead-leaves pictures (made once,
-   cached; :mod:`reiqa_jax.data.synthetic`). No photo is trained on.
+   cached; :mod:`reiqa_jax.data.synthetic`) and scikit-image's bundled
+   pictures that are not everyday photographs (``configs/demo.py``). No test
+   or validation photo is trained on.
 2. **Train** ``configs/demo.py`` (the official recipe scaled down to a 2-core
    CPU; its docstring gives each value against the official one), keeping
    checkpoints at 25 and 50 % of the steps.
