@@ -57,7 +57,7 @@ def run_demo(workdir, *, train_steps: int | None = None, seed: int = 0,
     from reiqa_jax.demo.iqa_set import make_labelled_set
 
     workdir = Path(workdir).absolute()
-    workdir.mkdir(parents=True, exist_ok=True)
+    training.check_workdir(workdir)
     started = time.time()
     seconds = {}
     load = [os.getloadavg()[0]]
@@ -70,6 +70,7 @@ def run_demo(workdir, *, train_steps: int | None = None, seed: int = 0,
         raise training.DemoError(f"the example photo {example_photo} is not one of the photos")
     train_dir = workdir / "train"
     training.prepare(config, train_dir)
+    workdir.mkdir(parents=True, exist_ok=True)
 
     _log(f"1/5 training pictures: {config.data}")
     t = time.time()

@@ -72,10 +72,25 @@ def prepare(config, workdir) -> None:
     saved = Path(workdir) / "config.json"
     if saved.exists():
         before = json.loads(saved.read_text())
+        before.pop("record", None)  # the trainer's record of the run, not a setting
         differ = _differences(before, json.loads(config.to_json_best_effort()))
         if differ:
             raise DemoError(f"{Path(workdir).parent} holds a demo run with other settings "
                             f"({'; '.join(differ[:3])}); choose another --workdir or delete it")
+
+
+def check_workdir(workdir: Path) -> None:
+    """Refuses (DemoError) a ``workdir`` the demo must not write into: a file,
+    or a folder of other things (a demo folder holds ``train/``; an empty or
+    new folder is taken). Its model folder is checked as ``reiqa score``'s."""
+    from reiqa_jax.scoring.model_dir import check_model_target
+
+    if workdir.exists() and not workdir.is_dir():
+        raise DemoError(f"{workdir} is a file; give a folder for the demo's outputs")
+    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / "train").is_dir():
+        raise DemoError(f"{workdir} exists and is not a demo folder; choose a new or empty "
+                        f"folder (the demo never writes into other folders)")
+    check_model_target(workdir / "model", overwrite=True)
 
 
 def train(config, workdir) -> Path:
