@@ -82,3 +82,19 @@ def test_a_workdir_of_other_settings_is_refused_before_any_compute(demo):
         run_demo(work, train_steps=8, overrides=TINY, photos=PHOTOS, kinds=KINDS)
     assert "\n" not in str(info.value)
     assert (work / "demo_report.json").stat().st_mtime_ns == stamp
+
+
+def test_a_file_or_a_folder_of_other_things_is_refused_as_the_workdir(tmp_path):
+    from reiqa_jax.demo.training import DemoError
+
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    with pytest.raises(DemoError, match="is a file"):
+        run_demo(mine, train_steps=4, overrides=TINY)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "data.csv").write_text("a,b\n")
+    with pytest.raises(DemoError, match="not a demo folder"):
+        run_demo(folder, train_steps=4, overrides=TINY)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["data.csv", "notes.txt", "project"]
+    assert mine.read_text() == "mine"
