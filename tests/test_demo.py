@@ -39,6 +39,8 @@ def test_report_has_the_curve_the_references_and_the_example(demo):
     for point in saved["curve"]:
         assert -1 <= point["srcc"] <= 1 and len(point["per_split_srcc"]) == 3
         assert set(point["series_srcc"]) == set(KINDS)
+    assert saved["curve"][0]["loss"] is None   # no step has run at 0 %
+    for point in saved["curve"][1:]:
         assert math.isfinite(point["loss"]) and 0 <= point["top1"] <= 100
     assert saved["trained"] == saved["curve"][-1]
     assert saved["random_init"]["seeds"] == [1]

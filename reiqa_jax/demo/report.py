@@ -41,16 +41,21 @@ def now_utc() -> str:
 
 
 def metrics_near(rows: list[dict], step: int, window: int) -> dict:
-    """Mean loss / top-1 of the logged steps in (step - window, step]; the first
-    logged step (step 1: the initial network) for step 0."""
+    """Mean loss / top-1 of the logged steps in (step - window, step]; None for
+    step 0 (no step has run: step 1's loss is against a queue of random keys,
+    not comparable with the later ones)."""
     if step == 0:
-        near = rows[:1]
-    else:
-        near = [r for r in rows if step - window < r["step"] <= step] or \
-            [min(rows, key=lambda r: abs(r["step"] - step))]
+        return {"loss": None, "top1": None, "logged_steps": []}
+    near = [r for r in rows if step - window < r["step"] <= step] or \
+        [min(rows, key=lambda r: abs(r["step"] - step))]
     return {"loss": float(np.mean([r["loss"] for r in near])),
             "top1": float(np.mean([r["acc"] for r in near])),
             "logged_steps": [int(r["step"]) for r in near]}
+
+
+def _num(value, width: int, digits: int) -> str:
+    """``value`` formatted, or a dash (right-aligned to ``width``) for None."""
+    return f"{value:{width}.{digits}f}" if value is not None else "-".rjust(width)
 
 
 def random_summary(per_seed: dict[int, dict]) -> dict:
@@ -115,8 +120,8 @@ def print_summary(report: dict, out_dir) -> None:
     print("\nlearning curve (held-out SRCC beside training loss and top-1 %):")
     for point in report["curve"]:
         print(f"  step {point['step']:5d} ({point['fraction']:4.0%}): SRCC {point['srcc']:6.3f}  "
-              f"within series {point['series_srcc_mean']:6.3f}  loss {point['loss']:.3f}  "
-              f"top-1 {point['top1']:5.1f}")
+              f"within series {point['series_srcc_mean']:6.3f}  loss {_num(point['loss'], 5, 3)}"
+              f"  top-1 {_num(point['top1'], 5, 1)}")
     ex = report["example"]
     print(f"\n{ex['photo']} (held out from training and from the regressor), scored by "
           f"`reiqa score --model {out_dir / 'model'}`: pristine {ex['scores']['pristine']:.3f}")
@@ -239,8 +244,8 @@ def readme_table(report: dict) -> str:
         lines.append(f"| {name} | {cell} | {plcc:.3f} | {series:.3f} |")
     fractions = " / ".join(f"{p['fraction']:.0%}" for p in report["curve"])
     curve = " / ".join(f"{p['srcc']:.3f}" for p in report["curve"])
-    loss = " / ".join(f"{p['loss']:.2f}" for p in report["curve"])
-    top1 = " / ".join(f"{p['top1']:.0f}" for p in report["curve"])
+    loss = " / ".join(_num(p["loss"], 0, 2) for p in report["curve"])
+    top1 = " / ".join(_num(p["top1"], 0, 0) for p in report["curve"])
     ex = report["example"]
     lines += [
         "",
