@@ -93,7 +93,7 @@ KEYS: dict[str, Key] = {
     "weight_decay": Float(0),
     "trust_coefficient": Float(above=0),
     "lr_schedule": Choice("official", "cosine", "step"),
-    "warmup_epochs": Int(0),
+    "warmup_epochs": Float(0),  # may be a fraction (a run shorter than an epoch warms up per step)
     "warmup_from": Float(0),
     "lr_decay_rate": Float(0, 1),
     "lr_decay_epochs": IntTuple(1, default=(120, 160)),  # lr_schedule 'step' (PyContrast)

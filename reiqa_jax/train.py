@@ -497,9 +497,7 @@ def training_images(config, workdir: Path) -> TrainingImages:
         paths = sorted(str(folder / f"{name}.png") for name in ALL)
         return TrainingImages(paths, sources.fingerprint(paths, folder), folder)
     paths = sources.training_images(config.data)
-    source = Path(config.data).expanduser()
-    root = source if source.is_dir() else source.parent
-    return TrainingImages(paths, sources.fingerprint(paths, root))
+    return TrainingImages(paths, sources.fingerprint(paths, sources.fingerprint_root(config.data)))
 
 
 def _write_sample_photos(folder: Path) -> None:

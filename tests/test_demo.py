@@ -1,31 +1,102 @@
-"""`reiqa demo` at reduced size: train, synthetic IQA set, protocol, report, scores."""
+"""`reiqa demo` wired end to end at toy size: train, curve, labelled set, protocol, report, scores."""
 import csv
 import json
 import math
 
+import pytest
+
+from train_testing import TINY as TRAIN_TINY
+
 from reiqa_jax.demo import run_demo
 
+# The real distortions and the real recipe have their own tests; this pins the
+# wiring, with the trainer tests' tiny step (its compilation is shared with them).
+TINY = dict(TRAIN_TINY, data="synthetic:12:96x64")
+PHOTOS = ("astronaut", "coffee", "camera")
+KINDS = ("darken", "pixelate")   # cheap to compile
 
-def test_demo_trains_measures_and_scores(tmp_path, capsys):
-    # the real distortions have their own tests; stand-ins keep the compile short
-    tiny = {"model.feat_dim": 32, "views.n_aug": 2, "input.threads": 2,
-            "views.ops": "stand_in"}
-    report = run_demo(tmp_path, train_steps=3, photos=("astronaut", "coffee", "camera"),
-                      kinds=("jpeg", "contrast_change"), overrides=tiny, n_splits=3)
-    saved = json.loads((tmp_path / "demo_report.json").read_text())
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    import os
+
+    work = tmp_path_factory.mktemp("demo")
+    os.environ["REIQA_JAX_SYNTHETIC_DIR"] = str(work / "synthetic")
+    try:
+        report = run_demo(work, train_steps=4, overrides=TINY, photos=PHOTOS, kinds=KINDS,
+                          n_splits=3, random_seeds=(1,), example_photo="coffee", quiet=True)
+    finally:
+        del os.environ["REIQA_JAX_SYNTHETIC_DIR"]
+    return work, report
+
+
+def test_report_has_the_curve_the_references_and_the_example(demo):
+    work, report = demo
+    saved = json.loads((work / "demo_report.json").read_text())
     assert saved == json.loads(json.dumps(report))
-    assert saved["n_images"] == 3 * (2 * 5 + 1) and saved["train_steps"] == 3
-    assert saved["distortions"] == ["jpeg", "contrast_change"]
-    for name in ("srcc_trained", "srcc_random"):
-        assert -1 <= saved[name] <= 1
-    assert set(saved["baselines"]) == {"mean_gradient_magnitude", "laplacian_variance",
-                                       "rms_contrast"}
-    assert all(math.isfinite(v) for v in saved["within_type_srcc"].values())
-    assert (tmp_path / "demo.png").stat().st_size > 10_000
-    assert (tmp_path / "train" / "metrics.jsonl").exists()
-    rows = list(csv.DictReader(open(tmp_path / "scored_examples.csv")))
-    assert [r["path"].rsplit("/", 1)[1] for r in rows] == (
-        ["astronaut_pristine.png"] + [f"astronaut_jpeg_{k}.png" for k in range(5)])
-    assert all(math.isfinite(float(r["score"])) for r in rows)
-    out = capsys.readouterr().out
-    assert "trained encoder" in out and "random encoder" in out and "within type" in out
+    assert [p["step"] for p in saved["curve"]] == [0, 1, 2, 4]
+    assert saved["n_images"] == 3 * (2 * 5 + 1) and saved["n_splits"] == 3
+    for point in saved["curve"]:
+        assert -1 <= point["srcc"] <= 1 and len(point["per_split_srcc"]) == 3
+        assert set(point["series_srcc"]) == set(KINDS)
+    assert saved["curve"][0]["loss"] is None   # no step has run at 0 %
+    for point in saved["curve"][1:]:
+        assert math.isfinite(point["loss"]) and 0 <= point["top1"] <= 100
+    assert saved["trained"] == saved["curve"][-1]
+    assert saved["random_init"]["seeds"] == [1]
+    assert saved["random_init"]["srcc_min"] <= saved["random_init"]["srcc_mean"] \
+        <= saved["random_init"]["srcc_max"]
+    assert set(saved["classical"]) == {"mean_gradient_magnitude", "laplacian_variance",
+                                       "rms_contrast", "combined"}
+    assert 0 <= saved["splits_ahead_of_classical"] <= 3
+    assert saved["photos"]["test"] == list(PHOTOS)
+    assert not set(saved["photos"]["test"]) & set(saved["photos"]["validation_recipe_chosen_on"])
+    assert saved["train_data"].startswith("synthetic:")
+    assert saved["machine"]["cores"] >= 1 and saved["created"].endswith("UTC")
+    assert (work / "demo.png").stat().st_size > 20_000
+    # the curve's middle points are exported from the run's own checkpoints
+    assert json.loads((work / "curve" / "step_2" / "reiqa.json").read_text())["meta"]["step"] == 2
+
+
+def test_example_photo_is_scored_by_the_model_folder(demo):
+    work, report = demo
+    rows = list(csv.DictReader(open(work / "scored_examples.csv")))
+    names = [r["path"].rsplit("/", 1)[1] for r in rows]
+    assert names == ["coffee_pristine.png"] + [f"coffee_{k}_{level}.png" for k in KINDS
+                                               for level in range(5)]
+    scores = [float(r["score"]) for r in rows]
+    ex = report["example"]
+    # the CSV holds 6 significant digits
+    assert ex["scores"]["pristine"] == pytest.approx(scores[0], rel=1e-5)
+    assert ex["scores"]["pixelate"] == pytest.approx(scores[6:11], rel=1e-5)
+    assert ex["pristine_above_strongest"]["pixelate"] == (scores[0] > scores[10])
+    # the regressor never saw the example photo
+    fitted = json.loads((work / "model" / "regressor.json").read_text())
+    assert fitted["n_train"] == 2 * (2 * 5 + 1)
+
+
+def test_a_workdir_of_other_settings_is_refused_before_any_compute(demo):
+    from reiqa_jax.demo.training import DemoError
+
+    work, _ = demo
+    stamp = (work / "demo_report.json").stat().st_mtime_ns
+    with pytest.raises(DemoError, match="num_steps: 4 there, 8 now") as info:
+        run_demo(work, train_steps=8, overrides=TINY, photos=PHOTOS, kinds=KINDS)
+    assert "\n" not in str(info.value)
+    assert (work / "demo_report.json").stat().st_mtime_ns == stamp
+
+
+def test_a_file_or_a_folder_of_other_things_is_refused_as_the_workdir(tmp_path):
+    from reiqa_jax.demo.training import DemoError
+
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    with pytest.raises(DemoError, match="is a file"):
+        run_demo(mine, train_steps=4, overrides=TINY)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "data.csv").write_text("a,b\n")
+    with pytest.raises(DemoError, match="not a demo folder"):
+        run_demo(folder, train_steps=4, overrides=TINY)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["data.csv", "notes.txt", "project"]
+    assert mine.read_text() == "mine"

@@ -1,0 +1,112 @@
+"""Features, the regression protocol and scores for the demo's labelled set.
+
+The one module of the demo that calls the features -> scores wing
+(``extract_features``, ``run_protocol``, ``fit_final``, ``make_model_dir``,
+``score_images``), so those calls can be re-pointed in one place.
+
+The protocol is ``reiqa regress``'s (Ridge / ElasticNet chosen on a
+validation part, 70 / 10 / 20 % of the scenes per split), with splits
+disjoint by scene: no photo is in the training and the test part of a split.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+N_SPLITS = 20
+
+
+@dataclasses.dataclass
+class Measured:
+    """One feature set on the labelled set: protocol numbers and test predictions.
+
+    srcc / plcc: median over splits (PLCC after the 4-parameter logistic).
+    per_split_srcc: (n_splits,). series_srcc: {kind: mean SRCC within one
+    series (a test photo's pristine picture and that kind's 5 levels) over
+    all test photos of all splits}. test_scenes: the test scenes of each split.
+    """
+
+    srcc: float
+    plcc: float
+    per_split_srcc: list[float]
+    series_srcc: dict[str, float]
+    test_scenes: list[list[str]]
+    result: object = dataclasses.field(repr=False, default=None)
+
+    def summary(self) -> dict:
+        return {"srcc": self.srcc, "plcc": self.plcc, "per_split_srcc": self.per_split_srcc,
+                "series_srcc": self.series_srcc,
+                "series_srcc_mean": float(np.mean(list(self.series_srcc.values())))}
+
+
+def encoder_features(paths, checkpoint) -> np.ndarray:
+    """The quality encoder's features (``reiqa extract``: full + half scale): (N, D) float32."""
+    from reiqa_jax.extract import extract_features
+
+    features = extract_features(list(paths), quality_ckpt=str(checkpoint))
+    if features.failed:
+        raise RuntimeError(f"could not read {features.failed[0]}: {features.errors[0]}")
+    return np.asarray(features.quality)
+
+
+def splits(labelled, *, n_splits: int = N_SPLITS, seed: int = 0):
+    """The protocol's (train, val, test) index arrays on ``labelled``, by scene."""
+    from reiqa_jax.scoring.protocol import make_splits
+
+    return make_splits(len(labelled), labelled.scenes, n_splits=n_splits, seed=seed)
+
+
+def series_srcc(result, labelled) -> dict[str, float]:
+    """Mean SRCC of test predictions within each (test photo, kind) series, per kind."""
+    from reiqa_jax import metrics
+
+    values: dict[str, list[float]] = {}
+    for split in result.splits:
+        predicted = dict(zip(split.test.tolist(), split.test_prediction))
+        for photo in np.unique(labelled.photos[split.test]):
+            for kind in np.unique(labelled.kinds[split.test]):
+                if kind == "pristine":
+                    continue
+                idx = labelled.series(photo, kind)
+                srcc = metrics.srcc(np.array([predicted[i] for i in idx]), labelled.scores[idx])
+                values.setdefault(str(kind), []).append(srcc)
+    return {kind: float(np.nanmean(v)) for kind, v in values.items()}
+
+
+def measure(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0) -> Measured:
+    """The protocol on ``features`` (N, D) of ``labelled`` (splits by scene)."""
+    from reiqa_jax.scoring.protocol import run_protocol
+
+    result = run_protocol(np.asarray(features, np.float64), labelled.scores, labelled.scenes,
+                          n_splits=n_splits, seed=seed)
+    return Measured(
+        srcc=float(result.srcc_median), plcc=float(result.plcc_median),
+        per_split_srcc=[float(s.srcc) for s in result.splits],
+        series_srcc=series_srcc(result, labelled),
+        test_scenes=[sorted(set(labelled.scenes[s.test].tolist())) for s in result.splits],
+        result=result)
+
+
+def quality_model(features, labelled, measured: Measured, checkpoint, model_dir) -> str:
+    """The regressor the protocol chose, refitted on every image, as a ``reiqa score`` model folder."""
+    from reiqa_jax.scoring.model_dir import make_model_dir
+    from reiqa_jax.scoring.protocol import fit_final
+
+    regressor = fit_final(np.asarray(features, np.float64), labelled.scores, measured.result,
+                          feature_names=("quality",))
+    return str(make_model_dir(model_dir, regressor, quality_ckpt=str(checkpoint),
+                              meta={"made_by": "reiqa demo"}, overwrite=True))
+
+
+def score(paths, model_dir, csv_path=None) -> list[float]:
+    """``reiqa score``'s scores of ``paths`` with ``model_dir`` (and its CSV, when asked)."""
+    from reiqa_jax.scoring.model_dir import score_images, write_scores_csv
+
+    rows = score_images(list(paths), str(model_dir))
+    if csv_path is not None:
+        write_scores_csv(rows, str(csv_path))
+    failed = [r for r in rows if r.error]
+    if failed:
+        raise RuntimeError(f"could not score {failed[0].path}: {failed[0].error}")
+    return [float(r.score) for r in rows]

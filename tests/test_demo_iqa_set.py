@@ -1,0 +1,75 @@
+"""The demo's evaluation set: which photos, held out from training, split by scene."""
+import numpy as np
+import pytest
+
+from reiqa_jax.config_file import load_config
+from reiqa_jax.demo import measure, photos
+from reiqa_jax.demo.iqa_set import LabelledSet, make_labelled_set
+
+
+def test_test_photos_are_held_out_from_training_and_from_the_recipe_choice():
+    assert not set(photos.TEST) & set(photos.VALIDATION)
+    # the demo trains on dead leaves and bundled non-photographs (tests/test_demo_config.py)
+    assert load_config("demo").data.startswith("synthetic:")
+    # every natural photo the three packages bundle is a test photo
+    assert {"astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "china", "flower",
+            "grace_hopper", "motorcycle_left", "motorcycle_right"} <= set(photos.TEST)
+
+
+@pytest.fixture(scope="module")
+def test_pictures():
+    return {name: photos.cover_crop(photos.load_photo(name)) for name in photos.TEST}
+
+
+def test_every_test_photo_loads_from_its_package(test_pictures):
+    for name, picture in test_pictures.items():
+        assert picture.shape == (*photos.IMAGE_HW, 3) and picture.dtype == np.uint8, name
+        assert picture.std() > 20, name
+    assert len({p.tobytes() for p in test_pictures.values()}) == len(photos.TEST)
+
+
+def _labelled(names) -> LabelledSet:
+    """A labelled set's labels without its files: pristine + 2 kinds x 5 levels per photo."""
+    rows = [(p, "pristine", -1) for p in names] + [
+        (p, k, lv) for p in names for k in ("jpeg", "darken") for lv in range(5)]
+    return LabelledSet(paths=[f"{p}_{k}_{lv}" for p, k, lv in rows],
+                       scores=np.array([5.0 if lv < 0 else 4.0 - lv for _, _, lv in rows]),
+                       photos=np.array([p for p, _, _ in rows]),
+                       scenes=np.array([photos.scene_of(p) for p, _, _ in rows]),
+                       kinds=np.array([k for _, k, _ in rows]),
+                       levels=np.array([lv for _, _, lv in rows]))
+
+
+def test_twenty_splits_disjoint_by_scene_with_two_test_scenes_each():
+    labelled = _labelled(photos.TEST)
+    assert len(set(labelled.scenes)) == 10   # the stereo pair is one scene
+    splits = measure.splits(labelled, n_splits=20)
+    assert len(splits) == 20
+    tests = set()
+    for train, val, test in splits:
+        parts = [set(labelled.scenes[idx]) for idx in (train, val, test)]
+        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+        assert len(parts[2]) >= 2 and sum(map(len, parts)) == 10
+        assert len(train) + len(val) + len(test) == len(labelled)
+        both = set(labelled.photos[test]) & {"motorcycle_left", "motorcycle_right"}
+        assert both in (set(), {"motorcycle_left", "motorcycle_right"})
+        tests.add(frozenset(parts[2]))
+    assert len(tests) > 10   # the splits differ
+
+
+def test_labelled_set_is_written_once_with_certain_labels(tmp_path):
+    kinds = ("jpeg", "darken")
+    made = make_labelled_set(tmp_path, ("coffee", "camera"), kinds, hw=(48, 64))
+    assert len(made) == 2 * (2 * 5 + 1)
+    series = made.series("camera", "darken")
+    assert made.kinds[series[0]] == "pristine" and list(made.levels[series[1:]]) == [0, 1, 2, 3, 4]
+    assert list(made.scores[series]) == [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]
+    from PIL import Image
+
+    first = np.asarray(Image.open(made.paths[series[1]]))
+    assert first.shape == (48, 64, 3)
+    stamp = (tmp_path / "camera_darken_4.png").stat().st_mtime_ns
+    again = make_labelled_set(tmp_path, ("coffee", "camera"), kinds, hw=(48, 64))
+    assert again.paths == made.paths and (tmp_path / "camera_darken_4.png").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="distinct names"):
+        make_labelled_set(tmp_path / "x", ("/a/one.png", "/b/one.png"), kinds, hw=(48, 64))

@@ -1,0 +1,26 @@
+"""The README's demo figures are the committed report's, as benchmarks/demo_readme.py writes them."""
+from pathlib import Path
+
+from reiqa_jax.demo.report import README_BEGIN, README_END, load_committed, readme_block
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_demo_block_matches_the_committed_report():
+    report, seeds = load_committed(ROOT / "benchmarks")
+    readme = (ROOT / "README.md").read_text()
+    assert README_BEGIN in readme and README_END in readme
+    shown = readme.split(README_BEGIN, 1)[1].split(README_END, 1)[0].strip("\n")
+    assert shown == readme_block(report, seeds), \
+        "README.md's demo block is stale: run python benchmarks/demo_readme.py"
+
+
+def test_committed_report_is_a_full_demo_run():
+    report, seeds = load_committed(ROOT / "benchmarks")
+    assert report["format"] == "reiqa-demo-report" and report["created"].endswith("UTC")
+    assert report["machine"]["cpu"] and report["machine"]["cores"] >= 1
+    assert report["n_splits"] == 20 and len(report["random_init"]["seeds"]) >= 3
+    assert [p["fraction"] for p in report["curve"]] == [0.0, 0.25, 0.5, 1.0]
+    assert len(report["kinds"]) >= 7 and report["test_scenes_per_split"] >= 2
+    assert report["train_seed"] == seeds[0]["seed"] and len(seeds) >= 3
+    assert abs(seeds[0]["srcc"] - report["trained"]["srcc"]) < 1e-12
