@@ -1,6 +1,6 @@
 """The released Re-IQA architecture stated in plain PyTorch (our own code).
 
-Written from the description in NOTES.md, not copied from torchvision or the
+Written from the paper and the released checkpoints' layout, not copied from torchvision or the
 official repo: ResNet v1.5 (stride on the bottleneck's 3x3), no fc, global
 average pool; MLP head Linear(D,D) -> ReLU -> Linear(D,128) -> L2 normalise.
 Parameter names match the official ``RGBSingleHead`` so its state_dict is
