@@ -112,6 +112,7 @@ def main() -> int:
         from common import write_block
 
         m = rows[0]["machine"]
+        created = [s["created"] for s in rows]  # same format: text order is time order
         loads = [v for s in rows for v in s["machine"].get("load_average", [])]
         # the demo alone keeps every core busy: a load well above the core count is others'
         shared = (f"; machine shared with other jobs (1-minute load average up to "
@@ -120,7 +121,7 @@ def main() -> int:
         write_block("<!-- demo_seeds:begin -->", "<!-- demo_seeds:end -->",
                     f"### `reiqa demo` over {len(rows)} training seeds "
                     f"(`benchmarks/demo_seeds.py`)\n\n{m['cpu']}, {m['cores']} cores, "
-                    f"{rows[0]['created']} to {rows[-1]['created']}{shared}. Held-out test "
+                    f"{min(created)} to {max(created)}{shared}. Held-out test "
                     f"photos; the recipe was chosen on other photos (demo_sweep block).\n\n"
                     f"{text}\n")
     return 0
