@@ -27,7 +27,10 @@ class ReiqaError(Exception):
 def error(prog: str, message: str, status: int = 2) -> int:
     """Prints ``PROG: error: MESSAGE`` on stderr; returns ``status`` (2: a
     usage error, nothing computed; 1: a run that failed on the way)."""
-    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    # one write: print() writes the text and the newline apart, and a line
+    # another thread writes in between would be glued to this one
+    sys.stderr.write(f"{prog}: error: {message}\n")
+    sys.stderr.flush()
     return status
 
 

@@ -32,6 +32,7 @@ def test_a_wheel_trains_the_smoke_config_from_outside_the_repository(tmp_path):
     script = ("import sys, reiqa_jax; from reiqa_jax import cli, config_file;"
               "print('package', reiqa_jax.__file__);"
               "print('configs', config_file.available_configs());"
+              "print('demo steps', config_file.load_config('demo').num_steps);"
               "sys.exit(cli.main(sys.argv[1:]))")
     env = dict(tt.env(), PYTHONPATH=str(site))
     r = subprocess.run([sys.executable, "-c", script, "train", "--config", "smoke",
@@ -39,7 +40,8 @@ def test_a_wheel_trains_the_smoke_config_from_outside_the_repository(tmp_path):
                        cwd=outside, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"package {site / 'reiqa_jax' / '__init__.py'}" in r.stdout
-    assert "configs ['moco_v2_content_r50', 'reiqa_quality_r50', 'smoke']" in r.stdout
+    assert "configs ['demo', 'moco_v2_content_r50', 'reiqa_quality_r50', 'smoke']" in r.stdout
+    assert "demo steps 600" in r.stdout  # reiqa demo's config loads from the wheel too
     assert "finished 2 steps" in r.stdout and (outside / "run" / "model" / "reiqa.json").exists()
 
 

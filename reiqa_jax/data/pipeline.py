@@ -210,8 +210,9 @@ class LoadSlot:
                 break
             except (ImageLoadError, OSError, _Unusable) as exc:
                 skipped += 1
-                print(f"reiqa train: skipped unreadable image {path}: {exc}",
-                      file=sys.stderr, flush=True)
+                # one write, so lines of the input threads never run together
+                sys.stderr.write(f"reiqa train: skipped unreadable image {path}: {exc}\n")
+                sys.stderr.flush()
         else:
             raise RuntimeError(f"{spec.max_tries} unreadable images in a row (step {step + 1});"
                                f" check the training data")
