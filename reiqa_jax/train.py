@@ -842,7 +842,8 @@ class _StepPrograms:
 
     @staticmethod
     def _key(batch):
-        return tuple((x.shape, x.dtype) for x in jax.tree.leaves(batch))
+        leaves, tree = jax.tree.flatten(batch)  # the tree too: valid_hw may be absent
+        return tree, tuple((x.shape, x.dtype) for x in leaves)
 
     def compile(self, state, batch, lr):
         key = self._key(batch)
