@@ -15,7 +15,7 @@ regression protocol (20 splits by scene) compares the encoder at 0, 25, 50
 and 100 % of training, the same network at random init (3 seeds) and
 classical statistics. Writes WORKDIR/demo_report.json, WORKDIR/demo.png, a
 model folder WORKDIR/model and WORKDIR/scored_examples.csv (a held-out photo
-scored with reiqa score). About 6 minutes on 2 CPU cores.
+scored with reiqa score). About 5 minutes on 2 CPU cores (benchmarks/RESULTS.md).
 """
 
 
