@@ -43,23 +43,13 @@ class TrainingStopped(ReiqaError):
         self.status = status
 
 
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """``key: old there, new now`` for every leaf that differs between two config dicts."""
-    out = []
-    for k in sorted(set(a) | set(b)):
-        x, y = a.get(k), b.get(k)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _differences(x, y, f"{prefix}{k}.")
-        elif x != y:
-            out.append(f"{prefix}{k}: {x!r} there, {y!r} now")
-    return out
-
-
 def prepare(config, workdir) -> None:
     """Sets the checkpoint interval so that every step of :func:`curve_steps` is
     kept, and refuses (DemoError) a ``workdir`` that holds a run of other settings."""
-    import json
     import math
+
+    from reiqa_jax.config_schema import differences
+    from reiqa_jax.workdir import read_record
 
     total = config.num_steps
     marks = [s for s in curve_steps(total) if 0 < s < total]
@@ -69,11 +59,10 @@ def prepare(config, workdir) -> None:
         interval = math.gcd(*marks)
         config.checkpoint_every_steps = interval
         config.keep_checkpoints = total // interval + total // steps_per_epoch(config) + 2
-    saved = Path(workdir) / "config.json"
-    if saved.exists():
-        before = json.loads(saved.read_text())
-        before.pop("record", None)  # the trainer's record of the run, not a setting
-        differ = _differences(before, json.loads(config.to_json_best_effort()))
+    stored = read_record(Path(workdir))  # (flat config, the trainer's record) or None
+    if stored is not None:
+        differ = [f"{key}: {old!r} there, {new!r} now"
+                  for key, (old, new) in differences(stored[0], config).items()]
         if differ:
             raise DemoError(f"{Path(workdir).parent} holds a demo run with other settings "
                             f"({'; '.join(differ[:3])}); choose another --workdir or delete it")
