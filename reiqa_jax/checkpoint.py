@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import os
 import shutil
@@ -351,7 +352,7 @@ def _restore(directory, names, present) -> dict[str, dict]:
     import orbax.checkpoint as ocp
 
     state_dir = os.path.join(os.path.abspath(os.fspath(directory)), STATE_NAME)
-    _quiet_closed_loop_callbacks()  # before reading: the callbacks can beat the error
+    _quiet_leftovers_of_failed_reads(state_dir)  # before reading: they can beat the error
     try:
         with _checkpointer(present) as ck:
             restored = ck.restore(state_dir, args=ocp.args.Composite(
@@ -364,16 +365,45 @@ def _restore(directory, names, present) -> dict[str, dict]:
     return {n: restored[n] for n in names}
 
 
-def _quiet_closed_loop_callbacks() -> None:
-    """Silences the leftovers of a failed orbax read (installed once, before reading).
+class _FailedReadLeftovers(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for reads of our checkpoints.
 
-    When one array of a damaged checkpoint cannot be read, orbax closes its
-    asyncio loop while tensorstore is still finishing the other reads; each
-    of those then calls back into the closed loop, and Python prints every
-    ``RuntimeError('Event loop is closed')`` as an unraisable exception, up
-    to exit. The read has already failed with a clear error, so exactly those
-    are dropped; every other unraisable exception is reported as before.
+    When one array of a damaged checkpoint cannot be read, orbax stops its
+    asyncio loop while tensorstore is still reading the others. Those reads
+    fail too, and asyncio logs each as a task whose exception nobody took,
+    with a traceback, when the task is collected (often at exit). The read has
+    already failed with a one-line error naming the checkpoint, so exactly the
+    records whose exception names a checkpoint folder read here are dropped.
     """
+
+    def __init__(self):
+        super().__init__()
+        self.state_dirs: set[str] = set()
+
+    def filter(self, record):
+        if not str(record.msg).startswith("Task exception was never retrieved"):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (exc is not None and any(d in str(exc) for d in self.state_dirs))
+
+
+_LEFTOVERS = _FailedReadLeftovers()
+
+
+def _quiet_leftovers_of_failed_reads(state_dir: str) -> None:
+    """Silences what a failed orbax read of ``state_dir`` leaves behind.
+
+    Two kinds, both after the read has already raised its one clear error:
+    the other reads' tasks, which asyncio logs as never retrieved (see
+    :class:`_FailedReadLeftovers`), and their callbacks into the closed loop,
+    which Python prints as unraisable ``RuntimeError('Event loop is closed')``
+    up to exit. Every other log record and unraisable exception is reported as
+    before.
+    """
+    _LEFTOVERS.state_dirs.update({state_dir, os.path.realpath(state_dir)})
+    asyncio_log = logging.getLogger("asyncio")
+    if _LEFTOVERS not in asyncio_log.filters:
+        asyncio_log.addFilter(_LEFTOVERS)
     previous = sys.unraisablehook
     if getattr(previous, "quiets_closed_loop", False):
         return
