@@ -7,7 +7,7 @@ that the demo never reports (``benchmarks/demo_sweep.py``; its table is in
 
 | key | demo | official | why |
 |---|---|---|---|
-| data | PROVISIONAL | '' | PROVISIONAL |
+| data | 100 dead leaves (256 x 192) + 11 bundled non-photo pictures, both x44 | '' (KADIS-700k pristines) | no download; of the data mixes tried, this one scored best on the validation photos (RESULTS.md, demo_sweep); the everyday photos are the demo's test set, so none is trained on; x44 makes one epoch the whole run |
 | model.depth | 18 | 50 | a ResNet-50 step is ~40x the work; ResNet-18 keeps the layout (4 stages, BatchNorm, global pool) |
 | model.width | 0.25 | 1.0 | channels 16-128: what trains ~1,000 steps in minutes; width 0.5 costs 2.8x per step |
 | batch_size | 8 | 630 | 96 crop pairs per step, ~0.4 s on 2 cores |

@@ -1,8 +1,8 @@
 """A small run that trains on a 2-core CPU in about a minute, with no download.
 
 The official quality recipe scaled down: ResNet-18 at a quarter width,
-photos bundled with scikit-image (``data='skimage'``: written to
-WORKDIR/photos), 4 images per step, 5 distorted versions + pristine at 2
+photos bundled with scikit-image (``data='skimage'``: written once to
+the cache folder, see reiqa_jax.data.sources), 4 images per step, 5 distorted versions + pristine at 2
 scales (12 crop pairs of 64 x 64 per image) from 256 x 256 windows, a queue of
 1,024 keys, LARS at the official rate 12 with a one-epoch warmup, and an EMA
 of 0.99 (0.999 lets the key encoder move too little in a run this short).

@@ -78,7 +78,7 @@ def IntTuple(low=None, **kw) -> Key:
 
 KEYS: dict[str, Key] = {
     "seed": Int(0),
-    "data": Str(resume=SAFE),  # a CSV / folder of images, or 'skimage'; the list is checked apart
+    "data": Str(resume=SAFE),  # a CSV, a folder of images or a generated source (data.sources); checked apart
     "branch": Choice("quality", "content"),
     "init_from": Str(),
     "model.depth": Choice(18, 34, 50, 101),

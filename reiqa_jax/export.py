@@ -8,13 +8,13 @@ written (never the run itself, a file, or a folder of the user's);
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jax
 
 from reiqa_jax.checkpoint import JSON_NAME
 from reiqa_jax.errors import ReiqaError, one_line
+from reiqa_jax.output_paths import check_output_folder
 
 
 class ExportError(ReiqaError):
@@ -38,18 +38,8 @@ def check_export_target(workdir, out, *, overwrite: bool = False) -> Path:
     if real_out.is_relative_to(real_workdir) and real_out != real_workdir / "model":
         raise ExportError(f"OUT {out} is inside the workdir {workdir}; give a folder outside "
                           f"it (or {workdir / 'model'})")
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"OUT {out} is a file; give a folder for the exported model")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / JSON_NAME).is_file():
-            raise ExportError(f"OUT {out} exists and is not a checkpoint folder; choose a new "
-                              f"or empty folder (it is never replaced)")
-        if not overwrite:
-            raise ExportError(f"OUT {out} already exists; pass --overwrite to replace it")
-    parent = next(p for p in (out, *out.parents) if p.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportError(f"cannot write {out}: {parent} is not a writable folder")
-    return out
+    return check_output_folder(out, kind="checkpoint", marker=JSON_NAME, overwrite=overwrite,
+                               error=ExportError, label="OUT ", what="exported model")
 
 
 def export_run(workdir, out, *, step: int | None = None, overwrite: bool = False) -> str:

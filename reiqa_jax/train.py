@@ -478,37 +478,18 @@ class StoppedDuringStartUp(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class TrainingImages:
-    """The image list (absolute paths, the data order's input), its
-    fingerprint, and the bundled photos to write first (``data='skimage'``)."""
+    """The image list (absolute paths, the data order's input) and its fingerprint."""
 
     paths: list[str]
     fingerprint: str
-    sample_photos: Path | None = None
 
 
-def training_images(config, workdir: Path) -> TrainingImages:
+def training_images(config) -> TrainingImages:
     """The training images, listed and checked before anything is written."""
     from reiqa_jax.data import sources
 
-    if config.data == "skimage":  # the smoke config: photos bundled with scikit-image
-        from reiqa_jax.data.sample_photos import ALL
-
-        folder = workdir / "photos"
-        paths = sorted(str(folder / f"{name}.png") for name in ALL)
-        return TrainingImages(paths, sources.fingerprint(paths, folder), folder)
     paths = sources.training_images(config.data)
     return TrainingImages(paths, sources.fingerprint(paths, sources.fingerprint_root(config.data)))
-
-
-def _write_sample_photos(folder: Path) -> None:
-    from reiqa_jax.data.sample_photos import write_sample_photos
-
-    if jax.process_index() == 0:
-        write_sample_photos(folder)
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices("reiqa-sample-photos")
 
 
 def report_small_pictures(config, paths: list[str], classes) -> None:
@@ -739,7 +720,7 @@ def _train(config, workdir: Path, stop: StopRequest) -> int:
                                    save_run_info)
 
     config = check(config)
-    images = training_images(config, workdir)
+    images = training_images(config)
     mesh = make_mesh()
     sizes = make_plan(config, len(images.paths), mesh)  # batch sizes, checked up front
     if config.init_from:
@@ -748,8 +729,6 @@ def _train(config, workdir: Path, stop: StopRequest) -> int:
 
     with contextlib.ExitStack() as run:
         run.enter_context(RunLock(ensure_writable(workdir)))
-        if images.sample_photos:
-            _write_sample_photos(images.sample_photos)
         spec, classes = _input_spec(config, images.paths, sizes)
         plan = make_plan(config, len(images.paths), mesh, steps_per_epoch=spec.steps_per_epoch)
         schedule = optim.make_schedule(config, steps_per_epoch=plan.steps_per_epoch,

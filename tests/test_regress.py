@@ -70,7 +70,7 @@ def test_outputs_are_checked_before_the_protocol(tmp_path, capsys, monkeypatch):
     ckpts = ["--quality-ckpt", str(tmp_path), "--content-ckpt", str(tmp_path)]
     cases = [
         (["--out", str(tmp_path / "a_file")], "is a file"),
-        (["--out", str(tmp_path / "a_file" / "deeper")], "cannot write in"),
+        (["--out", str(tmp_path / "a_file" / "deeper")], "is not a writable folder"),
         (["--out", str(tmp_path / "r"), "--save", str(mine), *ckpts], "is not a model folder"),
         (["--out", str(tmp_path / "r"), "--save", str(mine), "--overwrite", *ckpts],
          "is not a model folder"),

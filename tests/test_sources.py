@@ -51,6 +51,12 @@ def test_bundled_photos_repeats_and_joins(tmp_path, cache):
     assert moon.mode == "RGB" and min(moon.size) == 384      # 512 x 512 brought down
     chelsea = Image.open(paths[7])
     assert chelsea.size == (451, 300)                        # already small enough: as is
+    # 'skimage' alone: every bundled photo, written once to the same cache folder
+    from reiqa_jax.data.sample_photos import ALL
+    every = sources.training_images("skimage")
+    assert sources.count_images("skimage") == len(every) == len(ALL)
+    assert [os.path.basename(p) for p in every] == [f"{name}.png" for name in ALL]
+    assert paths[6] in every and all(p.startswith(str(cache)) for p in every)
     # counting never makes pictures
     assert sources.count_images("synthetic:50:64x48*2") == 100
     assert not (cache / "dead_leaves-v1-seed0-64x48" / "0000049.png").exists()

@@ -8,12 +8,12 @@ replaced through a temporary name); ``--save MODEL_DIR`` a model folder for
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from reiqa_jax.errors import ReiqaError
+from reiqa_jax.output_paths import unwritable_parent
 
 
 class OutputError(ReiqaError, ValueError):
@@ -34,9 +34,9 @@ def check_folder(path: Path, option: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{option} {path} is a file; give a folder")
-    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"{option} {path}: cannot write in {existing}")
+    parent = unwritable_parent(path)
+    if parent is not None:
+        raise OutputError(f"cannot write {option} {path}: {parent} is not a writable folder")
     return path
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from reiqa_jax.dtypes import INFERENCE_DTYPES
 from reiqa_jax.errors import ReiqaError, error, one_line
+from reiqa_jax.output_paths import unwritable_parent
 
 HELP = "quality scores of images (CSV path,score; higher = better)"
 DESCRIPTION = """\
@@ -79,10 +80,8 @@ def _check_output(out: Path, overwrite: bool) -> str | None:
         return f"output {out} is a folder"
     if out.exists() and not overwrite:
         return f"output {out} exists; pass --overwrite to replace it"
-    parent = next(p for p in (out.absolute().parent, *out.absolute().parents) if p.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        return f"cannot write {out}: {parent} is not a writable folder"
-    return None
+    parent = unwritable_parent(out.absolute().parent)
+    return None if parent is None else f"cannot write {out}: {parent} is not a writable folder"
 
 
 def _run(args, stop) -> int:

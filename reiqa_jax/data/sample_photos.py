@@ -1,12 +1,10 @@
 """Photos that ship with scikit-image, for runs that must not download anything.
 
 Natural photos only (scikit-image's bundled data, public domain / CC0):
-colour ones as they are, greyscale ones as RGB. Used by ``configs/smoke.py``
-(``data = 'skimage'``) and by ``reiqa demo``.
+colour ones as they are, greyscale ones as RGB. Used by the ``skimage``
+training sources (``reiqa_jax.data.sources``) and by ``reiqa demo``.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -31,19 +29,3 @@ def load_sample_photo(name: str) -> np.ndarray:
         image = np.repeat(image[..., None], 3, axis=-1)
     return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
 
-
-def write_sample_photos(folder, names=ALL) -> list[Path]:
-    """Writes the photos as PNG files into ``folder`` (kept if already there)."""
-    from PIL import Image
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in names:
-        path = folder / f"{name}.png"
-        if not path.exists():
-            tmp = path.with_suffix(".tmp.png")
-            Image.fromarray(load_sample_photo(name)).save(tmp)
-            tmp.replace(path)
-        paths.append(path)
-    return paths

@@ -8,7 +8,7 @@
   own folder;
 * a folder searched recursively for image files (sorted);
 * ``skimage:NAME,NAME,...``: those photos bundled with scikit-image
-  (``reiqa_jax.data.sample_photos``), their shorter side brought down to 384
+  (``reiqa_jax.data.sample_photos``; ``skimage`` alone: all of them), their shorter side brought down to 384
   pixels when longer (so a 384 x 512 or smaller training window sees a good
   part of each), written once as PNG files to the cache folder below;
 * ``synthetic:N`` or ``synthetic:N:WIDTHxHEIGHT``: N procedural dead-leaves
@@ -34,6 +34,7 @@ import os
 import re
 from pathlib import Path
 
+from reiqa_jax.data.sample_photos import ALL
 from reiqa_jax.errors import ReiqaError
 
 SYNTHETIC_ENV = "REIQA_JAX_SYNTHETIC_DIR"
@@ -168,6 +169,8 @@ def count_images(data: str) -> int:
     synthetic = parse_synthetic(data)
     if synthetic is not None:
         return synthetic[0]
+    if data == "skimage":
+        return len(ALL)
     if data.startswith("skimage:"):
         return len([n for n in data.split(":", 1)[1].split(",") if n])
     return len(training_images(data))
@@ -183,6 +186,8 @@ def training_images(data: str) -> list[str]:
     parts = _parts(data)
     if parts is not None:
         return [p for part, k in parts for p in training_images(part) * k]
+    if data == "skimage":
+        return bundled_images(list(ALL))
     if data.startswith("skimage:"):
         names = [n for n in data.split(":", 1)[1].split(",") if n]
         if not names:

@@ -72,13 +72,11 @@ def check_workdir(workdir: Path) -> None:
     """Refuses (DemoError) a ``workdir`` the demo must not write into: a file,
     or a folder of other things (a demo folder holds ``train/``; an empty or
     new folder is taken). Its model folder is checked as ``reiqa score``'s."""
+    from reiqa_jax.output_paths import check_output_folder
     from reiqa_jax.scoring.model_dir import check_model_target
 
-    if workdir.exists() and not workdir.is_dir():
-        raise DemoError(f"{workdir} is a file; give a folder for the demo's outputs")
-    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / "train").is_dir():
-        raise DemoError(f"{workdir} exists and is not a demo folder; choose a new or empty "
-                        f"folder (the demo never writes into other folders)")
+    check_output_folder(workdir, kind="demo", marker="train", overwrite=True, error=DemoError,
+                        what="demo's outputs")
     check_model_target(workdir / "model", overwrite=True)
 
 

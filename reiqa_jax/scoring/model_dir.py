@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from reiqa_jax.errors import ReiqaError, one_line
+from reiqa_jax.output_paths import check_output_folder
 from reiqa_jax.scoring.regressor import Regressor, RegressorError
 
 MODEL_FORMAT = "reiqa-jax-quality-model"
@@ -59,20 +60,8 @@ def check_model_target(model_dir, *, overwrite: bool = False) -> Path:
     holding ``reiqa_model.json``). Anything else — a file, a folder of other
     things, a model folder without ``overwrite`` — raises ModelDirError.
     """
-    model_dir = Path(model_dir)
-    if model_dir.is_file() or (model_dir.exists() and not model_dir.is_dir()):
-        raise ModelDirError(f"{model_dir} is a file; give a folder for the model")
-    if model_dir.is_dir() and any(model_dir.iterdir()):
-        if not (model_dir / MODEL_JSON).is_file():
-            raise ModelDirError(f"{model_dir} exists and is not a model folder; choose a new "
-                                f"or empty folder (it is never replaced)")
-        if not overwrite:
-            raise ModelDirError(f"{model_dir} already exists (add --overwrite to replace it)")
-    parent = next((p for p in (model_dir.absolute(), *model_dir.absolute().parents)
-                   if p.exists()), None)
-    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ModelDirError(f"cannot write {model_dir}: {parent} is not a writable folder")
-    return model_dir
+    return check_output_folder(model_dir, kind="model", marker=MODEL_JSON, overwrite=overwrite,
+                               error=ModelDirError)
 
 
 def checkpoint_sources(features: Sequence[str], *, quality_ckpt=None,
