@@ -81,7 +81,7 @@ KEYS: dict[str, Key] = {
     "data": Str(resume=SAFE),  # a CSV, a folder of images or a generated source (data.sources); checked apart
     "branch": Choice("quality", "content"),
     "init_from": Str(),
-    "model.depth": Choice(18, 34, 50, 101),
+    "model.depth": Choice(10, 18, 34, 50, 101),
     "model.width": Float(above=0),
     "model.feat_dim": Int(1),
     "num_epochs": Int(0, resume=LENGTH),

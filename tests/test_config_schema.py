@@ -24,7 +24,7 @@ BAD_VALUES = [
     ("lr_schedule=linear", "lr_schedule must be one of official, cosine, step"),
     ("optimizer=adam", "optimizer must be one of lars, sgd"),
     ("branch=both", "branch must be one of quality, content"),
-    ("model.depth=19", "model.depth must be one of 18, 34, 50, 101; got 19"),
+    ("model.depth=19", "model.depth must be one of 10, 18, 34, 50, 101; got 19"),
     ("views.patch_size=300", "views.patch_size 300 is larger than the largest canvas "
                              "(canvas.max_side 256)"),
     ("views.patch_size=2", "views.patch_size 2 is too small for the official overlapping"),

@@ -18,15 +18,10 @@ KINDS = ("darken", "pixelate")   # cheap to compile
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    import os
-
     work = tmp_path_factory.mktemp("demo")
-    os.environ["REIQA_JAX_SYNTHETIC_DIR"] = str(work / "synthetic")
-    try:
-        report = run_demo(work, train_steps=4, overrides=TINY, photos=PHOTOS, kinds=KINDS,
-                          n_splits=3, random_seeds=(1,), example_photo="coffee", quiet=True)
-    finally:
-        del os.environ["REIQA_JAX_SYNTHETIC_DIR"]
+    # (the generated pictures go to the session's folder: conftest.py)
+    report = run_demo(work, train_steps=4, overrides=TINY, photos=PHOTOS, kinds=KINDS,
+                      n_splits=3, random_seeds=(1,), example_photo="coffee", quiet=True)
     return work, report
 
 

@@ -14,7 +14,7 @@ from reiqa_jax.scoring import evaluate as evaluate_module
 from reiqa_jax.checkpoint import save_model
 from reiqa_jax.models import ReIQAModel
 
-ARCH = dict(depth=18, width=0.25)
+ARCH = dict(depth=10, width=0.25)
 SIZE = (48, 32)
 
 

@@ -22,7 +22,7 @@ from reiqa_jax.images import load_image
 from reiqa_jax.scoring.features import load_features
 from model_testing import random_arrays
 
-ARCH = dict(depth=18, width=0.25, feat_dim=128)  # small and fast; ResNet-50 is in test_convert
+ARCH = dict(depth=10, width=0.25, feat_dim=128)  # small and fast; ResNet-50 is in test_convert
 FEAT = 2 * 128  # 512 * 0.25 per scale
 
 

@@ -19,7 +19,7 @@ from reiqa_jax.checkpoint import build_model, save_model
 from reiqa_jax.scoring.features import load_features
 from model_testing import random_arrays
 
-ARCH = dict(depth=18, width=0.25, feat_dim=16)
+ARCH = dict(depth=10, width=0.25, feat_dim=16)
 # 12 photos of 3 sizes, named so that folder order is input order.
 SIZES = [(48, 40), (64, 48), (40, 56)]
 COUNT = 12

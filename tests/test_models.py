@@ -36,7 +36,7 @@ def test_output_dims(depth, width, expected):
     assert y.shape == (3, expected) and y.dtype == jnp.float32
 
 
-@pytest.mark.parametrize("depth", [18, 34, 50, 101])
+@pytest.mark.parametrize("depth", [10, 18, 34, 50, 101])
 def test_parameter_count_matches_torch_statement(depth):
     """Same number of weights as the PyTorch statement (width 0.5 keeps torch fast)."""
     shapes = expected_shapes(dict(depth=depth, width=0.5, feat_dim=128))

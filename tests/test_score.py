@@ -19,7 +19,7 @@ from reiqa_jax.scoring.model_dir import (ModelDirError, load_quality_model, make
 from reiqa_jax.scoring.protocol import Candidate, fit_regressor
 from reiqa_jax.scoring.regressor import Regressor
 
-ARCH = dict(depth=18, width=0.25)  # 2 x 128 features per encoder
+ARCH = dict(depth=10, width=0.25)  # 2 x 128 features per encoder
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 QUALITIES = (5, 15, 40, 90)
 

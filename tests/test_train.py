@@ -65,7 +65,7 @@ def test_run_logs_every_step_and_writes_its_record(reference):
     assert "skipped unreadable image" in r.stderr and "photo_99_corrupt.jpg" in r.stderr
     assert f"step {STEPS}/{STEPS} epoch {EPOCHS} loss" in r.stdout  # the console progress line
     config = json.loads((workdir / "config.json").read_text())
-    assert config["model"]["depth"] == 18 and config["views"]["ops"] == "stand_in"
+    assert config["model"]["depth"] == 10 and config["views"]["ops"] == "stand_in"
     assert config["record"]["images"] == 11 and config["record"]["changes"] == []
     # the file whose header cannot be read is counted once, up front
     unusable = [l for l in r.stderr.splitlines() if "unreadable header" in l]
@@ -96,7 +96,7 @@ def test_trained_model_is_read_by_extract_export_and_convert(reference, data, tm
 
     workdir, _ = reference
     header = read_header(workdir / "model")
-    assert header["arch"] == {"depth": 18, "width": 0.25, "feat_dim": 16}
+    assert header["arch"] == {"depth": 10, "width": 0.25, "feat_dim": 16}
     assert header["epoch"] == EPOCHS and header["meta"]["step"] == STEPS
     assert set(header["items"]) == {"model", "ema_model", "queue", "opt_momentum"}
     model = load_model(workdir / "model")
@@ -111,7 +111,7 @@ def test_trained_model_is_read_by_extract_export_and_convert(reference, data, tm
     assert cli.main(["convert", "--to-torch", str(tmp_path / "exported"),
                      str(tmp_path / "trained.pth")]) == 0
     sd = torch.load(tmp_path / "trained.pth", weights_only=True)["model"]
-    ReIQANet(18, 0.25, 16).load_state_dict({k[len("module."):]: v for k, v in sd.items()})
+    ReIQANet(10, 0.25, 16).load_state_dict({k[len("module."):]: v for k, v in sd.items()})
     out = tmp_path / "f.npz"
     assert cli.main(["extract", "--quality-ckpt", str(workdir / "model"), "-o", str(out),
                      "--no-progress", str(data / "photo_00.jpg")]) == 0
@@ -229,7 +229,7 @@ def test_content_branch_trains(tmp_path, data):
     r = subprocess.run(
         tt.train_cmd(tmp_path / "content", data)[:4]
         + ["--config", "moco_v2_content_r50", "--workdir", str(tmp_path / "content"),
-           f"--config.data={data}", "--config.model.depth=18", "--config.model.width=0.25",
+           f"--config.data={data}", "--config.model.depth=10", "--config.model.width=0.25",
            "--config.model.feat_dim=16", "--config.batch_size=4", "--config.num_steps=2",
            "--config.queue_size=64", "--config.tile_hw=(96,96)", "--config.views.patch_size=48", "--config.input.workers=0",
            "--config.log_every_steps=1"],
@@ -275,7 +275,7 @@ def test_a_restart_that_changes_the_model_or_the_data_order_is_refused(reference
     more = Path(shutil.copytree(data, tmp_path / "more"))
     shutil.copy(more / "photo_00.jpg", more / "photo_10.jpg")
     cases = [
-        ({"model.depth": 34}, "another config (model.depth 18 -> 34)"),
+        ({"model.depth": 34}, "another config (model.depth 10 -> 34)"),
         ({"batch_size": 8, "seed": 1}, "another config (batch_size 4 -> 8; seed 0 -> 1)"),
         ({"views.n_aug": 2}, "(views.n_aug 1 -> 2)"),
         ({"data": more}, f"the training images are not those the run in {run} was trained on "

@@ -29,7 +29,7 @@ from reiqa_jax.convert import torch_to_reiqa
 from reiqa_jax.torch_layout import flatten, model_layout, torch_from_ours
 from reiqa_jax.reference.torch_model import ReIQANet, randomize, training_checkpoint
 
-DEPTH, WIDTH, FEAT, K, P = 18, 0.25, 16, 64, 96
+DEPTH, WIDTH, FEAT, K, P = 10, 0.25, 16, 64, 96
 
 
 def _config(shuffle_bn="host"):

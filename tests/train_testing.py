@@ -14,7 +14,7 @@ from pathlib import Path
 # Whole pictures: write_photos' widths 91-100 at multiples of 32 make two
 # canvases (96 x 96, 96 x 128), so runs switch between compiled steps.
 TINY = {
-    "model.depth": 18, "model.width": 0.25, "model.feat_dim": 16,
+    "model.depth": 10, "model.width": 0.25, "model.feat_dim": 16,
     "batch_size": 4, "num_epochs": 2, "queue_size": 128, "learning_rate": 1.0,
     "views.patch_size": 32, "views.n_aug": 1, "views.ops": "stand_in",
     "canvas.step": 32, "log_every_steps": 1, "checkpoint_every_steps": 2,

@@ -30,8 +30,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-# Block type and number of blocks per stage for each supported depth.
+# Block type and number of blocks per stage for each supported depth. 18-101
+# are torchvision's; 10 (one basic block per stage, the same four stages) is
+# the smallest of the family, for tests and quick runs on a CPU.
 STAGES: dict[int, tuple[str, tuple[int, int, int, int]]] = {
+    10: ("basic", (1, 1, 1, 1)),
     18: ("basic", (2, 2, 2, 2)),
     34: ("basic", (3, 4, 6, 3)),
     50: ("bottleneck", (3, 4, 6, 3)),
