@@ -8,6 +8,7 @@ those steps (``reiqa export``), 100 % is the run's ``model/``.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from reiqa_jax.errors import ReiqaError
@@ -98,18 +99,29 @@ def random_encoder(directory, arch: dict, seed: int) -> Path:
     from flax import nnx
 
     from reiqa_jax.checkpoint import save_model
-    from reiqa_jax.models import ReIQAModel
 
     directory = Path(directory)
     if not (directory / "reiqa.json").exists():
-        def make(rngs):
-            return ReIQAModel(arch["depth"], arch["width"], arch["feat_dim"], rngs=rngs)
-
-        graphdef, _ = nnx.split(nnx.eval_shape(lambda: make(nnx.Rngs(0))))
-        state = jax.jit(lambda key: nnx.split(make(nnx.Rngs(key)))[1])(jax.random.key(seed))
-        save_model(directory, nnx.merge(graphdef, state),
+        graphdef, init = _init_program(arch["depth"], arch["width"], arch["feat_dim"])
+        save_model(directory, nnx.merge(graphdef, init(jax.random.key(seed))),
                    meta={"source": f"random init (seed {seed})"}, overwrite=True)
     return directory
+
+
+@functools.lru_cache(maxsize=None)
+def _init_program(depth: int, width: float, feat_dim: int):
+    """(graphdef, jitted key -> state) of a ReIQAModel's init: one program per
+    architecture, so the random inits of every seed compile once."""
+    import jax
+    from flax import nnx
+
+    from reiqa_jax.models import ReIQAModel
+
+    def make(rngs):
+        return ReIQAModel(depth, width, feat_dim, rngs=rngs)
+
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: make(nnx.Rngs(0))))
+    return graphdef, jax.jit(lambda key: nnx.split(make(nnx.Rngs(key)))[1])
 
 
 def curve_encoders(config, workdir, out) -> dict[int, Path]:
