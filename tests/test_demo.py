@@ -97,19 +97,19 @@ def test_a_file_or_a_folder_of_other_things_is_refused_as_the_workdir(tmp_path):
     assert mine.read_text() == "mine"
 
 
-def test_random_inits_of_every_seed_share_one_compiled_program(tmp_path):
+def test_random_inits_of_every_seed_share_one_compiled_program(demo):
+    import jax
     import numpy as np
 
-    from augment_testing import count_compiles
-    from reiqa_jax.checkpoint import load_model, model_arrays
-    from reiqa_jax.demo.training import random_encoder
+    from reiqa_jax.demo.training import _init_program
 
-    arch = {"depth": 10, "width": 0.125, "feat_dim": 8}
-    with count_compiles() as compiles:
-        folders = [random_encoder(tmp_path / f"seed_{s}", arch, s) for s in (1, 2, 3)]
-    assert compiles["<lambda>"] == 1, compiles
-    a, b, c = (model_arrays(load_model(f))["params"] for f in folders)
-    kernel = next(k for k in a if k.endswith("conv1/kernel"))
-    assert not np.array_equal(a[kernel], b[kernel]) and not np.array_equal(b[kernel], c[kernel])
-    # the folder of a seed already written is kept as it is
-    assert random_encoder(folders[0], arch, 1) == folders[0]
+    # the demo made the encoders of step 0 and of random seed 1 from one program
+    assert _init_program.cache_info().misses == 1 and _init_program.cache_info().hits >= 1
+    arch = (TINY["model.depth"], TINY["model.width"], TINY["model.feat_dim"])
+    _, init = _init_program(*arch)
+    assert _init_program(*arch)[1] is init
+    kernels = [np.asarray(init(jax.random.key(seed))["encoder"]["conv1"]["kernel"].get_value())
+               for seed in (1, 2, 3)]
+    assert init._cache_size() == 1   # one program for every seed
+    assert not np.array_equal(kernels[0], kernels[1])
+    assert not np.array_equal(kernels[1], kernels[2])
