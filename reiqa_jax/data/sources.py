@@ -8,9 +8,10 @@
   own folder;
 * a folder searched recursively for image files (sorted);
 * ``skimage:NAME,NAME,...``: those photos bundled with scikit-image
-  (``reiqa_jax.data.sample_photos``; ``skimage`` alone: all of them), their shorter side brought down to 384
-  pixels when longer (so a 384 x 512 or smaller training window sees a good
-  part of each), written once as PNG files to the cache folder below;
+  (``reiqa_jax.data.sample_photos``; ``skimage`` alone: all of them), their
+  shorter side brought down to 384 pixels when longer (so a 384 x 512 or
+  smaller training window sees a good part of each), written once as PNG
+  files to the cache folder below;
 * ``synthetic:N`` or ``synthetic:N:WIDTHxHEIGHT``: N procedural dead-leaves
   pictures (``reiqa_jax.data.synthetic``; default 512x384, the size of the
   official KADIS-700k training pictures). They are drawn from a fixed seed,
