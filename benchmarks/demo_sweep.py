@@ -84,6 +84,12 @@ for _seed in (0, 1):
     VARIANTS[f"mix width0.5 steps300 lr1.2 seed{_seed}"] = dict(
         overrides={"data": f"synthetic:100:256x192*{_k}+skimage:{','.join(PICTURES)}*{_k}",
                    "learning_rate": 1.2, "seed": _seed, "model.width": 0.5}, steps=300)
+# ResNet-10 (one block per stage): cheaper steps, so more of them in the same minutes
+for _seed in (0, 1):
+    _k = -(-1200 * 8 // 111)
+    VARIANTS[f"mix depth10 steps1200 lr1.2 seed{_seed}"] = dict(
+        overrides={"data": f"synthetic:100:256x192*{_k}+skimage:{','.join(PICTURES)}*{_k}",
+                   "learning_rate": 1.2, "seed": _seed, "model.depth": 10}, steps=1200)
 # the bundled pictures 4 times as often: 44 of every 144 pictures
 for _steps, _lr, _seed in ((600, 1.2, 0), (600, 1.2, 1), (900, 1.2, 0), (900, 1.2, 1),
                            (600, 2.4, 0), (600, 2.4, 1)):
