@@ -170,11 +170,19 @@ def count_images(data: str) -> int:
     synthetic = parse_synthetic(data)
     if synthetic is not None:
         return synthetic[0]
-    if data == "skimage":
-        return len(ALL)
-    if data.startswith("skimage:"):
-        return len([n for n in data.split(":", 1)[1].split(",") if n])
+    names = _bundled_names(data)
+    if names is not None:
+        return len(names)
     return len(training_images(data))
+
+
+def _bundled_names(data: str) -> list[str] | None:
+    """The photo names of a ``skimage`` or ``skimage:NAMES`` source; None for other data."""
+    if data == "skimage":
+        return list(ALL)
+    if data.startswith("skimage:"):
+        return [n for n in data.split(":", 1)[1].split(",") if n]
+    return None
 
 
 def training_images(data: str) -> list[str]:
@@ -187,10 +195,8 @@ def training_images(data: str) -> list[str]:
     parts = _parts(data)
     if parts is not None:
         return [p for part, k in parts for p in training_images(part) * k]
-    if data == "skimage":
-        return bundled_images(list(ALL))
-    if data.startswith("skimage:"):
-        names = [n for n in data.split(":", 1)[1].split(",") if n]
+    names = _bundled_names(data)
+    if names is not None:
         if not names:
             raise DataError(f"training data {data!r}: name the photos, e.g. skimage:moon,grass")
         return bundled_images(names)
