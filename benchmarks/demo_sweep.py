@@ -85,11 +85,19 @@ for _seed in (0, 1):
         overrides={"data": f"synthetic:100:256x192*{_k}+skimage:{','.join(PICTURES)}*{_k}",
                    "learning_rate": 1.2, "seed": _seed, "model.width": 0.5}, steps=300)
 # ResNet-10 (one block per stage): cheaper steps, so more of them in the same minutes
-for _seed in (0, 1):
-    _k = -(-1200 * 8 // 111)
-    VARIANTS[f"mix depth10 steps1200 lr1.2 seed{_seed}"] = dict(
+for _steps, _lr, _seed in ((1200, 1.2, 0), (1200, 1.2, 1), (1800, 1.2, 0), (1800, 1.2, 1),
+                           (1200, 2.4, 0), (1200, 2.4, 1)):
+    _k = -(-_steps * 8 // 111)
+    VARIANTS[f"mix depth10 steps{_steps} lr{_lr} seed{_seed}"] = dict(
         overrides={"data": f"synthetic:100:256x192*{_k}+skimage:{','.join(PICTURES)}*{_k}",
-                   "learning_rate": 1.2, "seed": _seed, "model.depth": 10}, steps=1200)
+                   "learning_rate": _lr, "seed": _seed, "model.depth": 10}, steps=_steps)
+# ResNet-10, twice the pictures per step for half the steps (the same crop pairs)
+for _seed in (0, 1):
+    _k = -(-900 * 16 // 111)
+    VARIANTS[f"mix depth10 batch16 steps900 lr1.2 seed{_seed}"] = dict(
+        overrides={"data": f"synthetic:100:256x192*{_k}+skimage:{','.join(PICTURES)}*{_k}",
+                   "learning_rate": 1.2, "seed": _seed, "model.depth": 10, "batch_size": 16},
+        steps=900)
 # the bundled pictures 4 times as often: 44 of every 144 pictures
 for _steps, _lr, _seed in ((600, 1.2, 0), (600, 1.2, 1), (900, 1.2, 0), (900, 1.2, 1),
                            (600, 2.4, 0), (600, 2.4, 1)):

@@ -42,7 +42,7 @@ def test_a_wheel_trains_the_smoke_config_from_outside_the_repository(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"package {site / 'reiqa_jax' / '__init__.py'}" in r.stdout
     assert "configs ['demo', 'moco_v2_content_r50', 'reiqa_quality_r50', 'smoke']" in r.stdout
-    assert "demo steps 600" in r.stdout  # reiqa demo's config loads from the wheel too
+    assert "demo steps 1800" in r.stdout  # reiqa demo's config loads from the wheel too
     assert "finished 2 steps" in r.stdout and (outside / "run" / "model" / "reiqa.json").exists()
 
 
