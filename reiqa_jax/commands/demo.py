@@ -5,7 +5,7 @@ from pathlib import Path
 
 HELP = "train a small quality encoder and measure it on held-out photos (no download)"
 DESCRIPTION = """\
-Trains configs/demo.py (a quarter-width ResNet-18, the official Re-IQA recipe
+Trains configs/demo.py (a quarter-width ResNet-10, the official Re-IQA recipe
 scaled down to a 2-core CPU) on procedural dead-leaves pictures and
 scikit-image's pictures of the moon, textures, microscopy and a page, then
 measures it on the photos bundled with scikit-image, scikit-learn and
@@ -15,7 +15,7 @@ regression protocol (20 splits by scene) compares the encoder at 0, 25, 50
 and 100 % of training, the same network at random init (3 seeds) and
 classical statistics. Writes WORKDIR/demo_report.json, WORKDIR/demo.png, a
 model folder WORKDIR/model and WORKDIR/scored_examples.csv (a held-out photo
-scored with reiqa score). About 5 minutes on 2 CPU cores (benchmarks/RESULTS.md).
+scored with reiqa score). About 10 minutes on 2 CPU cores (benchmarks/RESULTS.md).
 """
 
 
