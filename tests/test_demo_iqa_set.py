@@ -73,3 +73,29 @@ def test_labelled_set_is_written_once_with_certain_labels(tmp_path):
     assert again.paths == made.paths and (tmp_path / "camera_darken_4.png").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="distinct names"):
         make_labelled_set(tmp_path / "x", ("/a/one.png", "/b/one.png"), kinds, hw=(48, 64))
+
+
+def test_series_measures_count_every_test_series_of_every_split():
+    """series_srcc and pristine_above read each test photo's series from the
+    protocol's test predictions: here jpeg is predicted in order on every
+    photo, darken in order except on camera, whose level 4 beats its pristine."""
+    from types import SimpleNamespace
+
+    labelled = _labelled(photos.TEST)
+    prediction = labelled.scores.copy()
+    camera_dark = (labelled.photos == "camera") & (labelled.kinds == "darken")
+    prediction[camera_dark & (labelled.levels == 4)] = 9.0
+    splits = [SimpleNamespace(test=test, test_prediction=prediction[test])
+              for _, _, test in measure.splits(labelled, n_splits=20)]
+    result = SimpleNamespace(splits=splits)
+    in_test = [set(labelled.photos[s.test]) for s in splits]
+    series = sum(len(p) for p in in_test)
+    with_camera = sum("camera" in p for p in in_test)
+    assert with_camera > 0
+    above = measure.pristine_above(result, labelled)
+    assert above == {"jpeg": 1.0, "darken": pytest.approx(1 - with_camera / series)}
+    srcc = measure.series_srcc(result, labelled)
+    assert srcc["jpeg"] == pytest.approx(1.0)
+    # camera's darken series ranks level 4 first: rank differences 1, 1, 1, 1, 1, 5,
+    # SRCC 1 - 6 * 30 / (6 * 35) there
+    assert srcc["darken"] == pytest.approx(1 - with_camera / series * (6 * 30 / 210))

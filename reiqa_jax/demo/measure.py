@@ -24,20 +24,26 @@ class Measured:
     srcc / plcc: median over splits (PLCC after the 4-parameter logistic).
     per_split_srcc: (n_splits,). series_srcc: {kind: mean SRCC within one
     series (a test photo's pristine picture and that kind's 5 levels) over
-    all test photos of all splits}. test_scenes: the test scenes of each split.
+    all test photos of all splits}. pristine_above: {kind: share of those
+    series whose pristine picture is predicted above the kind's level 4} (what
+    the demo's example checks on one photo, here on every test photo of every
+    split). test_scenes: the test scenes of each split.
     """
 
     srcc: float
     plcc: float
     per_split_srcc: list[float]
     series_srcc: dict[str, float]
+    pristine_above: dict[str, float]
     test_scenes: list[list[str]]
     result: object = dataclasses.field(repr=False, default=None)
 
     def summary(self) -> dict:
         return {"srcc": self.srcc, "plcc": self.plcc, "per_split_srcc": self.per_split_srcc,
                 "series_srcc": self.series_srcc,
-                "series_srcc_mean": float(np.mean(list(self.series_srcc.values())))}
+                "series_srcc_mean": float(np.mean(list(self.series_srcc.values()))),
+                "pristine_above_strongest": self.pristine_above,
+                "pristine_above_strongest_min": float(min(self.pristine_above.values()))}
 
 
 def encoder_features(paths, checkpoint) -> np.ndarray:
@@ -57,21 +63,35 @@ def splits(labelled, *, n_splits: int = N_SPLITS, seed: int = 0):
     return make_splits(len(labelled), labelled.scenes, n_splits=n_splits, seed=seed)
 
 
+def _test_series(result, labelled):
+    """(kind, test predictions of one series: pristine, then levels 0..4) for every
+    test photo and kind of every split."""
+    for split in result.splits:
+        predicted = dict(zip(split.test.tolist(), split.test_prediction))
+        for photo in np.unique(labelled.photos[split.test]):
+            for kind in np.unique(labelled.kinds[split.test]):
+                if kind != "pristine":
+                    idx = labelled.series(photo, kind)
+                    yield str(kind), idx, np.array([predicted[i] for i in idx])
+
+
 def series_srcc(result, labelled) -> dict[str, float]:
     """Mean SRCC of test predictions within each (test photo, kind) series, per kind."""
     from reiqa_jax import metrics
 
     values: dict[str, list[float]] = {}
-    for split in result.splits:
-        predicted = dict(zip(split.test.tolist(), split.test_prediction))
-        for photo in np.unique(labelled.photos[split.test]):
-            for kind in np.unique(labelled.kinds[split.test]):
-                if kind == "pristine":
-                    continue
-                idx = labelled.series(photo, kind)
-                srcc = metrics.srcc(np.array([predicted[i] for i in idx]), labelled.scores[idx])
-                values.setdefault(str(kind), []).append(srcc)
+    for kind, idx, predicted in _test_series(result, labelled):
+        values.setdefault(kind, []).append(metrics.srcc(predicted, labelled.scores[idx]))
     return {kind: float(np.nanmean(v)) for kind, v in values.items()}
+
+
+def pristine_above(result, labelled) -> dict[str, float]:
+    """Per kind, the share of test series whose pristine picture is predicted
+    strictly above the kind's strongest level (level 4)."""
+    values: dict[str, list[bool]] = {}
+    for kind, _, predicted in _test_series(result, labelled):
+        values.setdefault(kind, []).append(bool(predicted[0] > predicted[-1]))
+    return {kind: float(np.mean(v)) for kind, v in values.items()}
 
 
 def measure(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0) -> Measured:
@@ -84,6 +104,7 @@ def measure(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0) -> M
         srcc=float(result.srcc_median), plcc=float(result.plcc_median),
         per_split_srcc=[float(s.srcc) for s in result.splits],
         series_srcc=series_srcc(result, labelled),
+        pristine_above=pristine_above(result, labelled),
         test_scenes=[sorted(set(labelled.scenes[s.test].tolist())) for s in result.splits],
         result=result)
 
