@@ -69,42 +69,43 @@ VARIANTS = {
     "pictures11+images100 900 steps": dict(overrides={"data": "synthetic:100:256x192"},
                                            pictures=1, steps=900),
 }
-# The same data as the config writes it (an epoch covers the run, so only the
-# curve's checkpoints are written): PICTURES and 100 dead-leaves pictures.
+
+
+def _mix(steps: int, batch: int = 8, weight: int = 1) -> str:
+    """The data as the config writes it: 100 dead-leaves pictures and PICTURES
+    (``weight`` times as often), repeated so that one epoch covers ``steps`` of
+    ``batch`` (only the curve's checkpoints are written)."""
+    k = -(-steps * batch // (100 + weight * len(PICTURES)))
+    return f"synthetic:100:256x192*{k}+skimage:{','.join(PICTURES)}*{weight * k}"
+
+
 for _steps, _lr, _seed in ((600, 0.6, 0), (600, 0.6, 1), (600, 1.2, 0), (600, 1.2, 1),
                            (900, 1.2, 0), (900, 1.2, 1), (600, 2.4, 0), (600, 2.4, 1),
                            (1200, 1.2, 0), (1200, 1.2, 1)):
-    _k = -(-_steps * 8 // 111)
     VARIANTS[f"mix steps{_steps} lr{_lr} seed{_seed}"] = dict(
-        overrides={"data": f"synthetic:100:256x192*{_k}+skimage:{','.join(PICTURES)}*{_k}",
-                   "learning_rate": _lr, "seed": _seed}, steps=_steps)
+        overrides={"data": _mix(_steps), "learning_rate": _lr, "seed": _seed}, steps=_steps)
 # a network twice as wide for half the steps (about the same minutes)
 for _seed in (0, 1):
-    _k = -(-300 * 8 // 111)
     VARIANTS[f"mix width0.5 steps300 lr1.2 seed{_seed}"] = dict(
-        overrides={"data": f"synthetic:100:256x192*{_k}+skimage:{','.join(PICTURES)}*{_k}",
-                   "learning_rate": 1.2, "seed": _seed, "model.width": 0.5}, steps=300)
+        overrides={"data": _mix(300), "learning_rate": 1.2, "seed": _seed, "model.width": 0.5},
+        steps=300)
 # ResNet-10 (one block per stage): cheaper steps, so more of them in the same minutes
 for _steps, _lr, _seed in ((1200, 1.2, 0), (1200, 1.2, 1), (1800, 1.2, 0), (1800, 1.2, 1),
                            (1200, 2.4, 0), (1200, 2.4, 1), (2400, 1.2, 0), (2400, 1.2, 1)):
-    _k = -(-_steps * 8 // 111)
     VARIANTS[f"mix depth10 steps{_steps} lr{_lr} seed{_seed}"] = dict(
-        overrides={"data": f"synthetic:100:256x192*{_k}+skimage:{','.join(PICTURES)}*{_k}",
-                   "learning_rate": _lr, "seed": _seed, "model.depth": 10}, steps=_steps)
+        overrides={"data": _mix(_steps), "learning_rate": _lr, "seed": _seed, "model.depth": 10},
+        steps=_steps)
 # ResNet-10, twice the pictures per step for half the steps (the same crop pairs)
 for _seed in (0, 1):
-    _k = -(-900 * 16 // 111)
     VARIANTS[f"mix depth10 batch16 steps900 lr1.2 seed{_seed}"] = dict(
-        overrides={"data": f"synthetic:100:256x192*{_k}+skimage:{','.join(PICTURES)}*{_k}",
-                   "learning_rate": 1.2, "seed": _seed, "model.depth": 10, "batch_size": 16},
-        steps=900)
+        overrides={"data": _mix(900, batch=16), "learning_rate": 1.2, "seed": _seed,
+                   "model.depth": 10, "batch_size": 16}, steps=900)
 # the bundled pictures 4 times as often: 44 of every 144 pictures
 for _steps, _lr, _seed in ((600, 1.2, 0), (600, 1.2, 1), (900, 1.2, 0), (900, 1.2, 1),
                            (600, 2.4, 0), (600, 2.4, 1)):
-    _k = -(-_steps * 8 // 144)
     VARIANTS[f"mix4 steps{_steps} lr{_lr} seed{_seed}"] = dict(
-        overrides={"data": f"synthetic:100:256x192*{_k}+skimage:{','.join(PICTURES)}*{4 * _k}",
-                   "learning_rate": _lr, "seed": _seed}, steps=_steps)
+        overrides={"data": _mix(_steps, weight=4), "learning_rate": _lr, "seed": _seed},
+        steps=_steps)
 
 
 
