@@ -8,8 +8,8 @@ that the demo never reports (``benchmarks/demo_sweep.py``; its table is in
 | key | demo | official | why |
 |---|---|---|---|
 | data | 100 dead leaves (256 x 192) + 11 bundled non-photo pictures, both x130 | '' (KADIS-700k pristines) | no download; of the data mixes tried, this one scored best on the validation photos (RESULTS.md, demo_sweep); the everyday photos are the demo's test set, so none is trained on; x130 makes one epoch the whole run |
-| model.depth | 10 | 50 | ResNet-10 (one basic block per stage) keeps the layout (4 stages, BatchNorm, global pool) at a small part of a ResNet-50's work; on the validation photos, 1,800 of its steps beat ResNet-18's 600 and 1,200 (RESULTS.md, demo_sweep_r10) |
-| model.width | 0.25 | 1.0 | channels 16-128: what trains 1,800 steps in ~9 minutes; width 0.5 costs 2.8x per step and did no better in the same minutes |
+| model.depth | 10 | 50 | ResNet-10 (one basic block per stage) keeps the layout (4 stages, BatchNorm, global pool) at a small part of a ResNet-50's work; on the validation photos, 1,800 of its steps gave a larger mean margin over random init than ResNet-18's 600 and 1,200 (RESULTS.md, demo_sweep_canvas and demo_sweep_r10) |
+| model.width | 0.25 | 1.0 | channels 16-128: what trains 1,800 steps in ~9 minutes; width 0.5 costs 2.8x per step and did no better in the same minutes (measured on ResNet-18) |
 | batch_size | 8 | 630 | 96 crop pairs per step, ~0.3 s on 2 cores |
 | num_steps | 1800 | 0 | the official runs 40 epochs of KADIS-700k (~8,900 steps of 630) |
 | learning_rate | 1.2 | 12.0 | LARS sets each layer's step relative to its weights, so the official 12 at 8 images is a random walk (measured: no learning); the authors' rule 0.6 x 2 scales x batch / 64 gives 0.15; of 0.3-2.4 the sweep found 1.2 best for ResNet-18 at 600 steps, and 2.4 no better for ResNet-10 at 1,200 |
