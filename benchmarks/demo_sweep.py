@@ -7,11 +7,16 @@ measurement on ``reiqa_jax.demo.photos.VALIDATION`` (never the test photos
 ``reiqa demo`` reports): median SRCC over 20 splits by scene, and the mean
 SRCC within one series (a photo's pristine picture and one kind's 5 levels).
 References on the same set: the random-init network (3 seeds: mean, min,
-max) and the three classical statistics combined.
+max) and the three classical statistics combined. For the final encoder and
+the references, two more columns: per kind, the share of series whose
+pristine picture is predicted above level 4 (the demo's example check on
+every photo), and "one kind alone" (the protocol fitted and tested on one
+kind's series only: whether the features carry that kind's severity at all).
 
   python benchmarks/demo_sweep.py --out out/sweep                # all variants
   python benchmarks/demo_sweep.py --out out/sweep --only lr0.3,lr1.2
   python benchmarks/demo_sweep.py --out out/sweep --record       # table -> RESULTS.md
+  python benchmarks/demo_sweep.py --out out/sweep --eval-size 288x384  # measured larger
 
 Finished variants are kept (``OUT/NAME/result.json``) and not run again.
 """
@@ -100,6 +105,27 @@ for _seed in (0, 1):
     VARIANTS[f"mix depth10 batch16 steps900 lr1.2 seed{_seed}"] = dict(
         overrides={"data": _mix(900, batch=16), "learning_rate": 1.2, "seed": _seed,
                    "model.depth": 10, "batch_size": 16}, steps=900)
+# ResNet-10, the official 11 distorted versions per picture (24 crop pairs) at
+# half the pictures per step (the same 96 crop pairs per step)
+for _seed in (0, 1):
+    VARIANTS[f"mix depth10 naug11 batch4 steps1800 lr1.2 seed{_seed}"] = dict(
+        overrides={"data": _mix(1800, batch=4), "learning_rate": 1.2, "seed": _seed,
+                   "model.depth": 10, "batch_size": 4, "views.n_aug": 11}, steps=1800)
+# ResNet-10, dead leaves with larger, smoother shapes (fewer tiny shapes and
+# fewer grating / noise textures): more of the flat regions where photos show
+# blocking, pixelation and pasted blocks
+SMOOTH_LEAVES = {"r_min": 6.0, "texture_weights": (0.35, 0.35, 0.15, 0.15)}
+for _seed in (0, 1):
+    VARIANTS[f"mix depth10 smooth-leaves steps1800 lr1.2 seed{_seed}"] = dict(
+        overrides={"data": _mix(1800), "learning_rate": 1.2, "seed": _seed, "model.depth": 10},
+        steps=1800, leaves=SMOOTH_LEAVES)
+# ResNet-10, dead leaves whose shapes take their colours from one wide palette:
+# a picture's colours no longer identify it, so matching the two crops of a
+# pair by their colours alone stops working (the distortion they share is left)
+for _seed in (0, 1):
+    VARIANTS[f"mix depth10 palette256 steps1800 lr1.2 seed{_seed}"] = dict(
+        overrides={"data": _mix(1800), "learning_rate": 1.2, "seed": _seed, "model.depth": 10},
+        steps=1800, leaves={"palette": 256})
 # the bundled pictures 4 times as often: 44 of every 144 pictures
 for _steps, _lr, _seed in ((600, 1.2, 0), (600, 1.2, 1), (900, 1.2, 0), (900, 1.2, 1),
                            (600, 2.4, 0), (600, 2.4, 1)):
@@ -116,6 +142,18 @@ def recipe(name: str) -> dict:
 
 
 WALLPAPERS = Path("/usr/share/wallpapers")
+# the size the validation photos are measured at: None = the demo's
+# (``photos.IMAGE_HW``); ``--eval-size HxW`` measures the trained variants again
+EVAL_HW: tuple[int, int] | None = None
+
+
+def _hw_tag() -> str:
+    """'' at the demo's size, else '_HxW' (for file and folder names)."""
+    return "" if EVAL_HW is None else f"_{EVAL_HW[0]}x{EVAL_HW[1]}"
+
+
+def result_name() -> str:
+    return f"result{_hw_tag()}.json"
 
 
 def validation_photos(out: Path, root: Path) -> list[str]:
@@ -171,32 +209,60 @@ def pictures_list(out: Path, repeat: int) -> str:
     return str(csv)
 
 
+def leaves_list(out: Path, params: dict, data: str) -> str:
+    """``data`` with its ``synthetic:100:256x192*K`` part replaced by a CSV of the
+    same 100 dead-leaves pictures drawn with other ``params``
+    (``DeadLeavesParams`` fields), written once to OUT/leaves_<params>/."""
+    import re
+
+    from PIL import Image
+
+    from reiqa_jax.data.synthetic import DeadLeavesParams, dead_leaves, rng_for
+
+    match = re.match(r"synthetic:(\d+):(\d+)x(\d+)\*(\d+)\+", data)
+    if match is None:
+        raise SystemExit(f"demo_sweep: leaves= needs a synthetic:N:WxH*K+... data string: {data}")
+    n, w, h, repeat = (int(v) for v in match.groups())
+    tag = re.sub(r"[^0-9A-Za-z.]+", "-", "_".join(f"{k}{v}" for k, v in sorted(params.items())))
+    folder = out / f"leaves_{tag}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        if not (folder / f"{i}.png").exists():
+            picture = dead_leaves(rng_for(0, i), (h, w), DeadLeavesParams(**params))
+            Image.fromarray(picture).save(folder / f"{i}.png")
+    csv = folder / f"repeat{repeat}.csv"
+    csv.write_text("Image_path\n" + "".join(f"{i}.png\n" for i in range(n)) * repeat)
+    return str(csv) + data[match.end() - 1:]
+
+
 def validation_set(out: Path):
     from reiqa_jax.demo import kinds
     from reiqa_jax.demo.iqa_set import make_labelled_set
 
-    return make_labelled_set(out / "validation_set", validation_photos(out, WALLPAPERS),
-                             kinds.KINDS)
+    return make_labelled_set(out / f"validation_set{_hw_tag()}",
+                             validation_photos(out, WALLPAPERS), kinds.KINDS, hw=EVAL_HW)
 
 
 def references(out: Path, arch: dict) -> dict:
     """Random inits (3 seeds) and classical statistics on the validation set (cached)."""
     from reiqa_jax.demo import classical
-    from reiqa_jax.demo.measure import encoder_features, measure
+    from reiqa_jax.demo.measure import encoder_features, measure, one_kind_alone
     from reiqa_jax.demo.training import random_encoder
 
+    def summary(x):
+        return dict(measure(x, labelled).summary(), one_kind_alone=one_kind_alone(x, labelled))
+
     tag = f"r{arch['depth']}_w{arch['width']}_f{arch['feat_dim']}"
-    path = out / f"references_{tag}.json"
+    path = out / f"references_{tag}{_hw_tag()}.json"
     if path.exists():
         return json.loads(path.read_text())
     labelled = validation_set(out)
     ref = {"random": {}, "classical": {}}
     for seed in RANDOM_SEEDS:
         ckpt = random_encoder(out / "random" / f"{tag}_seed{seed}", arch, seed)
-        ref["random"][str(seed)] = measure(encoder_features(labelled.paths, ckpt),
-                                           labelled).summary()
+        ref["random"][str(seed)] = summary(encoder_features(labelled.paths, ckpt))
     for name, x in classical.statistics(labelled.paths).items():
-        ref["classical"][name] = measure(x, labelled).summary()
+        ref["classical"][name] = summary(x)
     path.write_text(json.dumps(ref, indent=1) + "\n")
     return ref
 
@@ -212,7 +278,7 @@ def _tail_metrics(metrics_path: Path, n: int = 5) -> dict:
 def run_variant(name: str, out: Path) -> None:
     """Trains and measures one variant (the subprocess's job)."""
     from reiqa_jax.compile_cache import enable_compile_cache
-    from reiqa_jax.demo.measure import encoder_features, measure
+    from reiqa_jax.demo.measure import encoder_features, measure, one_kind_alone
     from reiqa_jax.demo.training import curve_encoders, demo_config, prepare, set_recipe, train
 
     enable_compile_cache()
@@ -220,6 +286,8 @@ def run_variant(name: str, out: Path) -> None:
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     config = demo_config(spec["overrides"])
+    if spec.get("leaves"):
+        config.data = leaves_list(out, spec["leaves"], config.data)
     if spec["pictures"]:
         listed = pictures_list(out, spec["pictures"])
         config.data = f"{config.data}+{listed}" if config.data else listed
@@ -235,7 +303,9 @@ def run_variant(name: str, out: Path) -> None:
     labelled = validation_set(out)
     curve = {}
     for step, ckpt in curve_encoders(config, folder / "train", folder / "curve").items():
-        curve[str(step)] = measure(encoder_features(labelled.paths, ckpt), labelled).summary()
+        x = encoder_features(labelled.paths, ckpt)
+        curve[str(step)] = measure(x, labelled).summary()
+    curve[str(step)]["one_kind_alone"] = one_kind_alone(x, labelled)  # the final encoder
     # the momentum (EMA) encoder of the final step, beside the online one the demo exports
     from reiqa_jax.checkpoint import load_training_state, save_model
 
@@ -247,7 +317,7 @@ def run_variant(name: str, out: Path) -> None:
     result = {"name": name, "recipe": spec, "config": json.loads(config.to_json()), "ema": ema,
               "train_seconds": round(train_seconds, 1),
               "metrics": _tail_metrics(folder / "train" / "metrics.jsonl"), "curve": curve}
-    (folder / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    (folder / result_name()).write_text(json.dumps(result, indent=1) + "\n")
 
 
 def _describe(recipe: dict) -> str:
@@ -271,6 +341,9 @@ def _describe(recipe: dict) -> str:
         parts.append(f"queue {recipe['queue_steps']} steps of keys")
     if recipe.get("pictures"):
         parts.append(f"+ {len(PICTURES)} bundled pictures x{recipe['pictures']}")
+    if recipe.get("leaves"):
+        parts.append("dead leaves drawn with " + ", ".join(
+            f"{k}={v}" for k, v in sorted(recipe["leaves"].items())))
     return ", ".join(parts) or "-"
 
 
@@ -278,7 +351,7 @@ def table(out: Path) -> str:
     """The sweep's table (markdown) from the finished variants."""
     rows, refs = [], {}
     for name in VARIANTS:
-        path = out / name / "result.json"
+        path = out / name / result_name()
         if not path.exists():
             continue
         r = json.loads(path.read_text())
@@ -295,10 +368,11 @@ def table(out: Path) -> str:
         ahead = sum(a > b for a, b in zip(final["per_split_srcc"], combined["per_split_srcc"]))
         ema = f"{r['ema']['srcc']:.3f}" if "ema" in r else "-"
         above = _worst_above(final) if "pristine_above_strongest" in final else "-"
+        alone = _alone(final.get("one_kind_alone"))
         rows.append(
             f"| {name} | {_describe(r['recipe'])} | "
             + " / ".join(f"{r['curve'][s]['srcc']:.3f}" for s in steps)
-            + f" | {ema} | {final['series_srcc_mean']:.3f} | {above} | "
+            + f" | {ema} | {final['series_srcc_mean']:.3f} | {above} | {alone} | "
             f"{final['srcc'] - np.mean(rnd):+.3f} | "
             f"{ahead}/{len(final['per_split_srcc'])} | {r['metrics']['loss']:.2f} | "
             f"{r['metrics']['acc']:.1f} | {r['train_seconds'] / 60:.1f} |")
@@ -309,7 +383,8 @@ def table(out: Path) -> str:
         f"cosine, warmup {BASE['warmup']:.0%} of the steps, queue {BASE['queue_steps']} steps of "
         f"keys, EMA 0.99, data {BASE['overrides']['data']} (dead leaves); each variant changes "
         f"what its row says and trains once (seed 0 unless named). Validation: "
-        f"{len(VALIDATION_NAMES())} photos x (10 kinds x 5 levels + pristine), 20 splits by photo.",
+        f"{len(VALIDATION_NAMES())} photos x (10 kinds x 5 levels + pristine) at "
+        f"{'x'.join(map(str, EVAL_HW or IMAGE_HW()))} pixels, 20 splits by photo.",
     ]
     if ref is not None:
         rnd = [v["srcc"] for v in ref["random"].values()]
@@ -324,13 +399,28 @@ def table(out: Path) -> str:
             lines[-1] += (" Pristine above level 4, worst kind: random init "
                           + ", ".join(worst) + "; classical statistics combined "
                           + _worst_above(ref["classical"]["combined"]) + ".")
+        if "one_kind_alone" in ref["classical"]["combined"]:
+            lines[-1] += (f" One kind alone ({' / '.join(ALONE_KINDS)}): random init "
+                          + "; ".join(_alone(v["one_kind_alone"]) for v in ref["random"].values())
+                          + "; classical statistics combined "
+                          + _alone(ref["classical"]["combined"]["one_kind_alone"]) + ".")
     lines += ["",
               "| variant | changed from the base | val SRCC at 0 / 25 / 50 / 100 % | EMA encoder "
               "at 100 % | within one series at 100 % | pristine above level 4 at 100 %: "
-              "worst kind | trained - random mean | splits ahead "
+              f"worst kind | one kind alone at 100 %: {' / '.join(ALONE_KINDS)} | "
+              "trained - random mean | splits ahead "
               "of classical | final loss | final top-1 % | train min |",
-              "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+              "|---|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|"]
     return "\n".join(lines + rows)
+
+
+# the kinds the alone column shows: the three that fail the example check, and a blur
+ALONE_KINDS = ("jpeg", "pixelate", "color_block", "gaussian_blur")
+
+
+def _alone(alone: dict | None) -> str:
+    """'0.30 / 0.19 / 0.43 / 0.55': ``one_kind_alone`` of ALONE_KINDS, or '-'."""
+    return " / ".join(f"{alone[k]:.2f}" for k in ALONE_KINDS) if alone else "-"
 
 
 def _worst_above(summary: dict) -> str:
@@ -344,6 +434,12 @@ def combined_of(ref: dict) -> float:
     return ref["classical"]["combined"]["srcc"]
 
 
+def IMAGE_HW():
+    from reiqa_jax.demo import photos
+
+    return photos.IMAGE_HW
+
+
 def VALIDATION_NAMES():
     from reiqa_jax.demo import photos
 
@@ -351,7 +447,7 @@ def VALIDATION_NAMES():
 
 
 def main() -> int:
-    global WALLPAPERS
+    global WALLPAPERS, EVAL_HW
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo_sweep")
     parser.add_argument("--only", default="", help="comma-separated variant names")
@@ -364,8 +460,18 @@ def main() -> int:
                         help="a sentence for the RESULTS.md block (e.g. which code trained it)")
     parser.add_argument("--wallpapers", type=Path, default=WALLPAPERS,
                         help="folder of the validation wallpapers (default: %(default)s)")
+    parser.add_argument("--eval-size", default="", metavar="HxW",
+                        help="measure the validation photos at H x W pixels instead of the "
+                             "demo's 192x256 (trained variants are measured again, not retrained;"
+                             " results go to OUT/NAME/result_HxW.json)")
     args = parser.parse_args()
     WALLPAPERS = args.wallpapers
+    if args.eval_size:
+        try:
+            h, w = (int(v) for v in args.eval_size.lower().split("x"))
+        except ValueError:
+            parser.error(f"--eval-size wants HxW, e.g. 288x384, not {args.eval_size!r}")
+        EVAL_HW = (h, w)
     out = args.out.absolute()
     out.mkdir(parents=True, exist_ok=True)
     if args.run:
@@ -376,13 +482,14 @@ def main() -> int:
         if name not in VARIANTS:
             print(f"demo_sweep: no variant {name!r}", file=sys.stderr)
             return 2
-        if (out / name / "result.json").exists():
+        if (out / name / result_name()).exists():
             continue
         print(f"demo_sweep: {name} ...", file=sys.stderr, flush=True)
         started = time.time()
         try:
             subprocess.run([sys.executable, __file__, "--out", str(out), "--run", name,
-                            "--wallpapers", str(WALLPAPERS)],
+                            "--wallpapers", str(WALLPAPERS)]
+                           + (["--eval-size", args.eval_size] if args.eval_size else []),
                            check=True, timeout=args.timeout, cwd=ROOT)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             print(f"demo_sweep: {name} failed: {exc}", file=sys.stderr, flush=True)
@@ -394,8 +501,8 @@ def main() -> int:
     if args.record:
         from common import cpu_name, write_block
 
-        done = [(out / n / "result.json").stat().st_mtime for n in VARIANTS
-                if (out / n / "result.json").exists()]
+        done = [(out / n / result_name()).stat().st_mtime for n in VARIANTS
+                if (out / n / result_name()).exists()]
 
         def when(t):
             return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -405,7 +512,7 @@ def main() -> int:
                     f"{cpu_name()}, 2 cores; variants finished {when(min(done))} to "
                     f"{when(max(done))}; machine shared with other jobs (train minutes are "
                     f"inflated by their load).{' ' + args.about if args.about else ''}\n\n"
-                    f"{text}\n")
+                    f"{text}\n", before="<!-- demo_seeds:begin -->")
     return 0
 
 

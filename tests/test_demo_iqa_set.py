@@ -99,3 +99,19 @@ def test_series_measures_count_every_test_series_of_every_split():
     # camera's darken series ranks level 4 first: rank differences 1, 1, 1, 1, 1, 5,
     # SRCC 1 - 6 * 30 / (6 * 35) there
     assert srcc["darken"] == pytest.approx(1 - with_camera / series * (6 * 30 / 210))
+
+
+def test_one_kind_alone_uses_only_that_kinds_series():
+    """A feature that is the label on jpeg's series and says nothing on darken's:
+    jpeg alone ranks perfectly, darken alone does not, and scrambling the darken
+    rows does not change jpeg's figure (its fits never see them)."""
+    labelled = _labelled(photos.TEST)
+    darken = labelled.kinds == "darken"
+    x = np.where(darken, 2.0, labelled.scores)[:, None]
+    alone = measure.one_kind_alone(x, labelled)
+    assert set(alone) == {"jpeg", "darken"}
+    assert alone["jpeg"] == pytest.approx(1.0)
+    assert alone["darken"] < 0.9
+    scrambled = x.copy()
+    scrambled[darken, 0] = np.random.default_rng(0).normal(size=darken.sum())
+    assert measure.one_kind_alone(scrambled, labelled)["jpeg"] == alone["jpeg"]

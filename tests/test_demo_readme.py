@@ -24,3 +24,18 @@ def test_committed_report_is_a_full_demo_run():
     assert len(report["kinds"]) >= 7 and report["test_scenes_per_split"] >= 2
     assert report["train_seed"] == seeds[0]["seed"] and len(seeds) >= 3
     assert abs(seeds[0]["srcc"] - report["trained"]["srcc"]) < 1e-12
+
+
+def test_kinds_ranked_backwards_are_named_lowest_first_per_feature_set():
+    from reiqa_jax.demo.report import backwards_line, read_backwards
+
+    assert read_backwards({"jpeg": -0.1, "blur": 0.8, "pixelate": -0.3, "noise": 0.0}) == \
+        "pixelate -0.300, jpeg -0.100"
+    assert read_backwards({"blur": 0.8}) == "none"
+    report = {"trained": {"series_srcc": {"jpeg": -0.2, "blur": 0.7}},
+              "random_init": {"seeds": [1, 2, 3], "series_srcc": {"jpeg": 0.1, "blur": 0.2}},
+              "classical": {"combined": {"series_srcc": {"jpeg": -0.6, "blur": -0.05}}}}
+    line = backwards_line(report)
+    assert "trained encoder jpeg -0.200;" in line
+    assert "random init (mean of 3 seeds) none;" in line
+    assert "classical statistics combined jpeg -0.600, blur -0.050." in line

@@ -109,6 +109,22 @@ def measure(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0) -> M
         result=result)
 
 
+def one_kind_alone(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0
+                   ) -> dict[str, float]:
+    """Per kind, the protocol's median SRCC on that kind's series alone (its 5
+    levels and the pristine pictures, same splits by scene): whether the features
+    carry the kind's severity at all, before one regressor has to serve every kind."""
+    x = np.asarray(features, np.float64)
+    out = {}
+    for kind in np.unique(labelled.kinds):
+        if kind == "pristine":
+            continue
+        keep = np.flatnonzero((labelled.kinds == kind) | (labelled.kinds == "pristine"))
+        sub = measure(x[keep], labelled.take(keep), n_splits=n_splits, seed=seed)
+        out[str(kind)] = sub.srcc
+    return out
+
+
 def quality_model(features, labelled, measured: Measured, checkpoint, model_dir) -> str:
     """The regressor the protocol chose, refitted on every image, as a ``reiqa score`` model folder."""
     from reiqa_jax.scoring.model_dir import make_model_dir

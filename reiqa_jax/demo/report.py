@@ -117,6 +117,7 @@ def print_summary(report: dict, out_dir) -> None:
     print(f"  trained - random-init mean: {report['margin_over_random']:+.3f}; trained ahead of "
           f"classical combined on {report['splits_ahead_of_classical']} of {report['n_splits']} "
           f"splits")
+    print(f"  {backwards_line(report)}")
     print("\nlearning curve (held-out SRCC beside training loss and top-1 %):")
     for point in report["curve"]:
         print(f"  step {point['step']:5d} ({point['fraction']:4.0%}): SRCC {point['srcc']:6.3f}  "
@@ -285,9 +286,29 @@ def seeds_line(seeds: list[dict]) -> str:
             f"above every kind's level 4 in {examples} of {len(seeds)} runs.")
 
 
+def read_backwards(series_srcc: dict[str, float]) -> str:
+    """The kinds whose mean SRCC within one series is below 0, lowest first
+    ("jpeg -0.220, pixelate -0.190"), or "none"."""
+    below = sorted((v, k) for k, v in series_srcc.items() if v < 0)
+    return ", ".join(f"{k} {v:.3f}" for v, k in below) or "none"
+
+
+def backwards_line(report: dict) -> str:
+    """One sentence: per feature set, the kinds whose severity the protocol's
+    predictions rank backwards within a series (every test photo of every split)."""
+    combined = report["classical"]["combined"]["series_srcc"]
+    return (f"Kinds ranked backwards within their series (mean SRCC within one series "
+            f"below 0, over every test photo of every split): trained encoder "
+            f"{read_backwards(report['trained']['series_srcc'])}; random init (mean of "
+            f"{len(report['random_init']['seeds'])} seeds) "
+            f"{read_backwards(report['random_init']['series_srcc'])}; classical statistics "
+            f"combined {read_backwards(combined)}.")
+
+
 def readme_block(report: dict, seeds: list[dict]) -> str:
-    """The README's generated demo block: the table of one report and the seeds' spread."""
-    return readme_table(report) + "\n\n" + seeds_line(seeds)
+    """The README's generated demo block: the table of one report, the kinds read
+    backwards and the seeds' spread."""
+    return readme_table(report) + "\n" + backwards_line(report) + "\n\n" + seeds_line(seeds)
 
 
 def load_committed(folder) -> tuple[dict, list[dict]]:
