@@ -22,23 +22,34 @@ def init_queue(key, size: int, dim: int) -> jax.Array:
     return l2_normalize(jax.random.normal(key, (size, dim), jnp.float32))
 
 
-def info_nce(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float):
+def info_nce(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float, *,
+             batch_negatives: bool = False):
     """MoCo logits and loss against the queue as it was *before* this step's push.
 
     logits = [q . k+, q . queue^T] / T (positives in column 0); loss =
     cross-entropy with label 0, averaged over the N rows; acc = top-1 in
     percent, as the official meters log it.
 
+    batch_negatives (not the official recipe): the other N - 1 keys of this
+    batch are negatives too, appended as columns 1 + K ..; a row's own key
+    (its positive) is masked out there. A picture's other distorted versions
+    are in the same batch, so they become negatives; with the queue alone
+    they never are (it holds earlier steps' pictures).
+
     Args: q, k float32 (N, D) unit rows (k is not differentiated);
       queue float32 (K, D).
-    Returns: (loss scalar, acc scalar, logits (N, 1 + K)), float32.
+    Returns: (loss scalar, acc scalar, logits (N, 1 + K) or (N, 1 + K + N)), float32.
     """
     dtype = jnp.promote_types(q.dtype, jnp.float32)  # float32, or float64 in exactness tests
     q = q.astype(dtype)
     k = lax.stop_gradient(k.astype(dtype))
     pos = jnp.sum(q * k, axis=-1, keepdims=True)
     neg = q @ lax.stop_gradient(queue).T
-    logits = jnp.concatenate([pos, neg], axis=1) / temperature
+    columns = [pos, neg]
+    if batch_negatives:
+        own = jnp.eye(q.shape[0], dtype=bool)
+        columns.append(jnp.where(own, -jnp.inf, q @ k.T))
+    logits = jnp.concatenate(columns, axis=1) / temperature
     loss = jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[:, 0])
     acc = 100.0 * jnp.mean((jnp.argmax(logits, axis=1) == 0).astype(jnp.float32))
     return loss, acc, logits

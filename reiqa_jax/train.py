@@ -328,7 +328,8 @@ def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
 
         def loss_fn(params):
             q, new_stats = forward(params, stats, x1)
-            loss, acc, logits = moco.info_nce(q, k, state.queue, config.temperature)
+            loss, acc, logits = moco.info_nce(q, k, state.queue, config.temperature,
+                                              batch_negatives=config.negatives == "queue+batch")
             return lax.pmean(loss, DATA_AXES), (acc, new_stats, logits)
 
         (loss, (acc, new_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

@@ -59,6 +59,25 @@ def test_info_nce_is_cross_entropy_with_label_zero():
     assert float(jnp.abs(gk).max()) == 0.0
 
 
+def test_batch_negatives_add_every_other_key_of_the_batch():
+    """negatives='queue+batch': row i's extra columns are q_i . k_j / T for every
+    j != i; its own key stays the positive only (masked out of the extra columns)."""
+    rng = np.random.default_rng(1)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
+    q, k, queue = (unit(rng.normal(size=s)).astype(np.float32) for s in ((5, 8), (5, 8), (7, 8)))
+    loss, _, logits = moco.info_nce(jnp.asarray(q), jnp.asarray(k), jnp.asarray(queue), 0.2,
+                                    batch_negatives=True)
+    qt, kt = torch.from_numpy(q), torch.from_numpy(k)
+    batch = (qt @ kt.T).masked_fill(torch.eye(5, dtype=torch.bool), float("-inf"))
+    want = torch.cat([(qt * kt).sum(1, keepdim=True), qt @ torch.from_numpy(queue).T,
+                      batch], 1) / 0.2
+    np.testing.assert_allclose(logits, want.numpy(), rtol=1e-5, atol=1e-6)
+    ce = torch.nn.functional.cross_entropy(want, torch.zeros(5, dtype=torch.long))
+    assert float(loss) == pytest.approx(float(ce), rel=1e-5)
+    plain = moco.info_nce(jnp.asarray(q), jnp.asarray(k), jnp.asarray(queue), 0.2)[0]
+    assert float(loss) > float(plain)  # more negatives, larger loss
+
+
 def test_momentum_update_is_one_tree_map():
     ema = {"a": jnp.ones(3), "b": {"c": jnp.zeros(2)}}
     new = {"a": jnp.zeros(3), "b": {"c": jnp.ones(2)}}
