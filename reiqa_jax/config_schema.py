@@ -99,7 +99,7 @@ KEYS: dict[str, Key] = {
     "lr_decay_epochs": IntTuple(1, default=(120, 160)),  # lr_schedule 'step' (PyContrast)
     "queue_size": Int(1),
     "temperature": Float(above=0),
-    "negatives": Choice("queue", "queue+batch"),  # queue: official; +batch: moco.info_nce
+    "negatives": Choice("queue", "queue+batch", default="queue"),  # +batch: moco.info_nce
     "ema_momentum": Float(0, 1),
     "shuffle_bn": Choice("host", "global", "none", "sync"),
     "crop_swap": Choice("official", "clean", "none"),

@@ -88,3 +88,17 @@ def test_missing_training_images_are_counted_and_named_up_front(tmp_path, capsys
     assert (f"2 of the 5 training images in {listing} do not exist (relative paths are taken "
             f"from {tmp_path}; first: photos/gone_1.jpg, photos/gone_2.jpg)") in err[0]
     assert not created
+
+
+def test_a_key_added_later_takes_its_default_for_older_runs_and_config_files():
+    """``negatives`` came after runs were recorded: a config.json or a config file
+    without it means the official 'queue', so resuming such a run sees no change."""
+    config = load_config("smoke")
+    recorded = config_schema.normalized(config_schema.flatten(config))
+    del recorded["negatives"]
+    assert "negatives" not in config_schema.differences(recorded, config)
+    config.negatives = "queue+batch"
+    assert config_schema.differences(recorded, config)["negatives"] == ("queue", "queue+batch")
+    del config["negatives"]
+    config_schema.check(config)
+    assert config.negatives == "queue"
