@@ -308,10 +308,12 @@ def run_variant(name: str, out: Path) -> None:
     train_seconds = json.loads(timing.read_text())
     labelled = validation_set(out)
     curve = {}
-    for step, ckpt in curve_encoders(config, folder / "train", folder / "curve").items():
+    encoders = curve_encoders(config, folder / "train", folder / "curve")
+    for step, ckpt in encoders.items():
         x = encoder_features(labelled.paths, ckpt)
         curve[str(step)] = measure(x, labelled).summary()
-    curve[str(step)]["one_kind_alone"] = one_kind_alone(x, labelled)  # the final encoder
+        if step == max(encoders):
+            curve[str(step)]["one_kind_alone"] = one_kind_alone(x, labelled)
     # the momentum (EMA) encoder of the final step, beside the online one the demo exports
     from reiqa_jax.checkpoint import load_training_state, save_model
 

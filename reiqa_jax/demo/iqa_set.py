@@ -35,14 +35,10 @@ class LabelledSet:
         return len(self.paths)
 
     def subset(self, photos) -> "LabelledSet":
-        """The images of ``photos``."""
-        return self.take(np.flatnonzero(np.isin(self.photos, list(photos))))
-
-    def take(self, indices) -> "LabelledSet":
-        """The images at ``indices``, in that order."""
-        i = np.asarray(indices, dtype=np.int64)
-        return LabelledSet([self.paths[j] for j in i], self.scores[i], self.photos[i],
-                           self.scenes[i], self.kinds[i], self.levels[i])
+        keep = np.isin(self.photos, list(photos))
+        return LabelledSet([p for p, k in zip(self.paths, keep) if k], self.scores[keep],
+                           self.photos[keep], self.scenes[keep], self.kinds[keep],
+                           self.levels[keep])
 
     def series(self, photo: str, kind: str) -> np.ndarray:
         """Indices of one series: the photo's pristine picture, then levels 0..4 of ``kind``."""

@@ -114,14 +114,17 @@ def one_kind_alone(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 
     """Per kind, the protocol's median SRCC on that kind's series alone (its 5
     levels and the pristine pictures, same splits by scene): whether the features
     carry the kind's severity at all, before one regressor has to serve every kind."""
+    from reiqa_jax.scoring.protocol import run_protocol
+
     x = np.asarray(features, np.float64)
     out = {}
     for kind in np.unique(labelled.kinds):
         if kind == "pristine":
             continue
-        keep = np.flatnonzero((labelled.kinds == kind) | (labelled.kinds == "pristine"))
-        sub = measure(x[keep], labelled.take(keep), n_splits=n_splits, seed=seed)
-        out[str(kind)] = sub.srcc
+        keep = (labelled.kinds == kind) | (labelled.kinds == "pristine")
+        result = run_protocol(x[keep], labelled.scores[keep], labelled.scenes[keep],
+                              n_splits=n_splits, seed=seed)
+        out[str(kind)] = float(result.srcc_median)
     return out
 
 
