@@ -223,6 +223,7 @@ def leaves_list(out: Path, params: dict, data: str) -> str:
 
     from PIL import Image
 
+    from reiqa_jax.data.sources import SYNTHETIC_SEED
     from reiqa_jax.data.synthetic import DeadLeavesParams, dead_leaves, rng_for
 
     match = re.match(r"synthetic:(\d+):(\d+)x(\d+)\*(\d+)\+", data)
@@ -234,7 +235,7 @@ def leaves_list(out: Path, params: dict, data: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         if not (folder / f"{i}.png").exists():
-            picture = dead_leaves(rng_for(0, i), (h, w), DeadLeavesParams(**params))
+            picture = dead_leaves(rng_for(SYNTHETIC_SEED, i), (h, w), DeadLeavesParams(**params))
             Image.fromarray(picture).save(folder / f"{i}.png")
     csv = folder / f"repeat{repeat}.csv"
     csv.write_text("Image_path\n" + "".join(f"{i}.png\n" for i in range(n)) * repeat)
