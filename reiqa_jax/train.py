@@ -299,7 +299,8 @@ def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
     metrics (replicated scalars): loss, acc (percent), lr (the rate this
     step used), skipped (unreadable images replaced in this batch), finite
     (loss, gradients and updated parameters finite), grad_norm; with ``return_logits`` also
-    ``logits`` (all devices' rows, device-major, (rows, 1 + K)).
+    ``logits`` (all devices' rows, device-major, (rows, 1 + K); with
+    ``negatives: queue+batch`` N more columns, a device's N batch keys).
     """
     dtype = compute_dtype(config.dtype)
     graphdef = train_graphdef(config, dtype)
