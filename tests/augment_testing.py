@@ -27,6 +27,21 @@ def to_f32(u8):
     return jnp.asarray(u8, jnp.float32) / 255.0
 
 
+def assert_same_pixels(got, want, max_flips=1e-4):
+    """The same op's output from two compilations (another jit, a switch, a
+    traced level): equal, except that a rounding-boundary pixel may land one
+    uint8 level (1/255) apart on at most ``max_flips`` of the elements. XLA
+    does not promise bit-equal floats across fusions (jax 0.11.2 flipped 1 of
+    294,912 noise pixels inside a switch); a wrong key, level or op changes
+    far more than that, and by more than one level."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    diff = np.abs(got - want)
+    assert diff.max(initial=0.0) <= 1.0 / 255 + 1e-6, f"largest difference {diff.max() * 255:.2f}/255"
+    flips = int(np.count_nonzero(diff))
+    assert flips <= max(1, max_flips * diff.size), f"{flips} of {diff.size} pixels differ"
+
+
 def _standin(n):
     def op(key, image, level):
         lv = jnp.asarray(level, jnp.float32)
@@ -109,9 +124,9 @@ def check_traced_levels(op, photo_u8, swept, levels):
     with count_compiles() as compiles:
         for lv in levels:
             i = lv * KEYS_PER_LEVEL
-            np.testing.assert_array_equal(np.asarray(f(keys[i], image, jnp.int32(lv))[0]), swept[i])
+            assert_same_pixels(f(keys[i], image, jnp.int32(lv))[0], swept[i])
         i = 2 * KEYS_PER_LEVEL
-        np.testing.assert_array_equal(np.asarray(f(keys[i], image, jnp.int32(0))[1]), swept[i])
+        assert_same_pixels(f(keys[i], image, jnp.int32(0))[1], swept[i])
     assert compiles["traced_and_fixed"] == 1, compiles
 
 
