@@ -117,7 +117,9 @@ def test_ops_with_per_pixel_draws_equal_on_equal_draws():
         canvas, fields, hw)
     alone = jax.jit(lambda im, fl: spatial.warp_sequence(im * 255, fl))(
         picture, fields[:, :, :h, :w])
-    np.testing.assert_array_equal(np.asarray(on_canvas)[:h, :w], np.asarray(alone))
+    # (float32 in 0..255, before rounding: another fusion may differ in the last bits;
+    # jax 0.12 did, by up to 1.2e-4; a wrong field moves pixels by whole levels)
+    np.testing.assert_allclose(np.asarray(on_canvas)[:h, :w], np.asarray(alone), rtol=0, atol=1e-3)
 
 
 def test_masked_percentile_is_numpys():

@@ -200,10 +200,13 @@ def accumulated_positions(step, count: int):
     below 2^(e+1); the next binade starts at (last + step).
     """
     i = jnp.arange(count, dtype=jnp.int64)
+    # 2^(e+1) for each binade, exact (a table, not jnp.ldexp: jax 0.12 lowers
+    # ldexp under a local enable_x64 with float32 bit twiddling)
+    tops = jnp.asarray([2.0 ** (e + 1) for e in range(_E_LO, _E_HI)], jnp.float64)
 
     def binade(e, carry):
         pos, start, p = carry
-        top = jnp.ldexp(jnp.float64(1.0), e + 1)
+        top = tops[e - _E_LO]
         here = p < top                      # the binade holds p (else skip it)
         q = p + step
         delta = (q + step) - q
