@@ -60,7 +60,7 @@ def get_config():
     c.views = ml_collections.ConfigDict(dict(
         patch_size=160, n_aug=11, n_scale=2, n_distortions=1,
         schedule="independent",   # official per-picture shuffle of the 26 kinds
-        ops="official"))          # distortion set (reiqa_jax/augment/op_sets.py): 'official', 'stand_in'
+        ops="official"))          # distortion set (reiqa_jax/augment/op_sets.py): 'official', 'stand_in', 'only:KIND,...'
     # Whole pictures, as the official loader (reiqa_jax/data/canvases.py): each
     # picture at its own size in a canvas of its class; one compiled step per
     # canvas. Pictures with a side above max_side are cut to a random window.

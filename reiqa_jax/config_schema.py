@@ -108,7 +108,7 @@ KEYS: dict[str, Key] = {
     "views.n_scale": Choice(1, 2),
     "views.n_distortions": Choice(1, 2),
     "views.schedule": Choice("independent", "balanced"),
-    "views.ops": Choice("official", "stand_in"),  # reiqa_jax.augment.op_sets
+    "views.ops": Str(),  # a set of reiqa_jax.augment.op_sets (rule _known_ops)
     "tile_hw": IntPair(1),  # content branch: the canvas pictures are shrunk to fit
     "canvas.step": Int(1),  # quality branch: whole pictures in canvas classes (data/canvases.py)
     "canvas.max_side": Int(49),
@@ -145,6 +145,16 @@ def _crop_fits_canvas(c) -> str | None:
     return None
 
 
+def _known_ops(c) -> str | None:
+    from reiqa_jax.augment.op_sets import op_set
+
+    try:
+        op_set(c.views.ops)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _has_a_length(c) -> str | None:
     if c.num_steps == 0 and c.num_epochs == 0:
         return "set num_epochs >= 1 or num_steps >= 1"
@@ -160,7 +170,7 @@ def _keys_fit_queue(c) -> str | None:
 
 
 RULES: tuple[Callable[[Any], str | None], ...] = (_has_a_length, _crop_fits_canvas,
-                                                 _keys_fit_queue)
+                                                 _keys_fit_queue, _known_ops)
 
 
 def flatten(config) -> dict[str, Any]:

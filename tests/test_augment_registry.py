@@ -256,3 +256,21 @@ def test_balanced_schedule_sampling():
         counts.append(c)
     # the permutation changes per draw: which kinds get the extra slot varies
     assert not all(np.array_equal(counts[0], c) for c in counts[1:])
+
+
+def test_only_fills_the_26_slots_with_the_named_official_ops_in_turn():
+    from collections import Counter
+
+    from reiqa_jax.augment.op_sets import op_set
+
+    ops = op_set("only:jpeg,pixelate,color_block")
+    official = {d.name: d.fn for d in registry.DISTORTIONS}
+    assert len(ops) == len(official) == 26
+    assert all(op is official[op.__name__] for op in ops)
+    assert [op.__name__ for op in ops[:4]] == ["jpeg", "pixelate", "color_block", "jpeg"]
+    assert Counter(op.__name__ for op in ops) == {"jpeg": 9, "pixelate": 9, "color_block": 8}
+    assert {op.__name__ for op in op_set("only:pixelate")} == {"pixelate"}
+    with pytest.raises(ValueError, match="unknown kind 'jpg'; the kinds are gaussian_blur"):
+        op_set("only:jpg")
+    with pytest.raises(ValueError, match="names no kind"):
+        op_set("only:")

@@ -34,7 +34,8 @@ BAD_VALUES = [
     ("num_steps=-5", "num_steps must be at least 0, got -5"),
     ("input.workers=-1", "input.workers must be at least 0, got -1"),
     ("views.n_aug=27", "views.n_aug must be at most 26"),
-    ("views.ops=nope", "views.ops must be one of official, stand_in"),
+    ("views.ops=nope", "views.ops must be one of official, stand_in or only:KIND,KIND,..."),
+    ("views.ops=only:jpg", "views.ops only:jpg: unknown kind 'jpg'; the kinds are gaussian_blur,"),
     ("momentum=1.5", "momentum must be at most 1"),
     ("learning_rate=nan", "learning_rate must be a finite number"),
     ("queue_size=16", "keys per step do not fit queue_size 16"),
@@ -71,7 +72,10 @@ def test_the_shipped_configs_and_the_op_sets_match_the_schema():
     assert set(available_configs()) >= {"smoke", "reiqa_quality_r50", "moco_v2_content_r50"}
     for name in available_configs():  # every key known, none missing, every value in range
         config_schema.check(load_config(name))
-    assert config_schema.KEYS["views.ops"].choices == tuple(OP_SETS)
+    for name in (*OP_SETS, "only:jpeg,pixelate"):  # every named set, and a subset by kind
+        config = load_config("smoke")
+        config.views.ops = name
+        config_schema.check(config)
     # the one key config.json adds beside the config's own
     assert "record" not in {k.split(".")[0] for k in config_schema.KEYS}
 
