@@ -132,6 +132,21 @@ for _seed in (0, 1):
     VARIANTS[f"mix depth10 batchneg steps1800 lr1.2 seed{_seed}"] = dict(
         overrides={"data": _mix(1800), "learning_rate": 1.2, "seed": _seed, "model.depth": 10,
                    "negatives": "queue+batch"}, steps=1800)
+# ResNet-10, only the demo evaluation's 10 kinds drawn in training (jpeg,
+# pixelation, colour blocks and the blurs in 3 of the 26 slots each, the rest in 2)
+DEMO_KINDS = ("jpeg", "pixelate", "color_block", "gaussian_blur", "lens_blur", "motion_blur",
+              "white_noise", "impulse_noise", "brighten", "darken")
+for _seed in (0, 1):
+    VARIANTS[f"mix depth10 demokinds steps1800 lr1.2 seed{_seed}"] = dict(
+        overrides={"data": _mix(1800), "learning_rate": 1.2, "seed": _seed, "model.depth": 10,
+                   "views.ops": "only:" + ",".join(DEMO_KINDS)}, steps=1800)
+# ResNet-10, pixelation alone in training: can this encoder learn its levels at
+# all? With the official negatives, and with the picture's other versions (here
+# other pixelation levels) as negatives too, which the task then must tell apart
+for _neg, _tag in (("queue", ""), ("queue+batch", " batchneg")):
+    VARIANTS[f"mix depth10 pixelate-only{_tag} steps1800 lr1.2 seed0"] = dict(
+        overrides={"data": _mix(1800), "learning_rate": 1.2, "seed": 0, "model.depth": 10,
+                   "views.ops": "only:pixelate", "negatives": _neg}, steps=1800)
 # the bundled pictures 4 times as often: 44 of every 144 pictures
 for _steps, _lr, _seed in ((600, 1.2, 0), (600, 1.2, 1), (900, 1.2, 0), (900, 1.2, 1),
                            (600, 2.4, 0), (600, 2.4, 1)):
