@@ -106,11 +106,12 @@ def main(argv=None) -> int:
 
     from reiqa_jax.demo.measure import encoder_features
 
+    missing = [path for path in args.encoders if not path.is_dir()]
+    if missing:
+        raise SystemExit(f"demo_probe: no encoder checkpoint at {missing[0]}")
     labelled = demo_sweep.validation_set(args.out)
     features = {}
     for path in args.encoders:
-        if not path.is_dir():
-            raise SystemExit(f"demo_probe: no encoder checkpoint at {path}")
         name = path.parent.parent.name if path.name == "model" else path.name
         features[name] = encoder_features(labelled.paths, path).astype(np.float64)
     if args.classical:
