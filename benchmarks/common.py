@@ -3,6 +3,7 @@ so this folder is on ``sys.path`` and ``from common import ...`` works)."""
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from pathlib import Path
@@ -59,3 +60,9 @@ def write_block(begin: str, end: str, text: str, before: str | None = None) -> N
     else:
         content = content.rstrip("\n") + "\n\n" + block + "\n"
     RESULTS.write_text(content)
+
+
+def pythonpath_with(first) -> str:
+    """A PYTHONPATH value: ``first`` ahead of the caller's PYTHONPATH, which is kept
+    (a lent machine or a CI may put the package there)."""
+    return os.pathsep.join(p for p in (str(first), os.environ.get("PYTHONPATH", "")) if p)

@@ -40,7 +40,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import cpu_name, write_block  # noqa: E402  (benchmarks/common.py)
+from common import cpu_name, pythonpath_with, write_block  # noqa: E402  (benchmarks/common.py)
 
 MARKERS = ("<!-- startup:begin -->", "<!-- startup:end -->")
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -83,8 +83,7 @@ def reiqa(checkout: Path) -> list[str]:
 def environment(checkout: Path, cache: Path) -> dict:
     """The checkout's package first on the path; the run's own compilation cache."""
     env = dict(os.environ, REIQA_JAX_CACHE_DIR=str(cache))
-    env["PYTHONPATH"] = os.pathsep.join([str(checkout), *filter(None, [
-        os.environ.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = pythonpath_with(checkout)
     return env
 
 

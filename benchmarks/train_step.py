@@ -57,7 +57,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import best_time, best_times_interleaved, cpu_name, write_block  # noqa: E402
+from common import (best_time, best_times_interleaved, cpu_name, pythonpath_with,  # noqa: E402
+                    write_block)
 
 
 def _config(args, devices: int):
@@ -180,12 +181,6 @@ def torch_step(args, x1, x2) -> dict:
 
     return {"torch_s": best_time(run, args.repeats), "torch_device": device,
             "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-
-
-def _pythonpath() -> str:
-    """tests/ (the workers import its helpers) ahead of the caller's PYTHONPATH, kept."""
-    return os.pathsep.join(p for p in (str(ROOT / "tests"), os.environ.get("PYTHONPATH", ""))
-                           if p)
 
 
 def _gpu_count() -> int:
@@ -364,7 +359,7 @@ def memory_worker(args) -> dict:
 
 
 def _run_worker(args, extra) -> dict:
-    env = dict(os.environ, PYTHONPATH=_pythonpath(), JAX_NUM_CPU_DEVICES="1")
+    env = dict(os.environ, PYTHONPATH=pythonpath_with(ROOT / "tests"), JAX_NUM_CPU_DEVICES="1")
     if _gpu_count() >= 1:
         env["CUDA_VISIBLE_DEVICES"] = "0"
     cmd = [sys.executable, __file__, "--worker", "--images", str(args.images), "--n-aug",
@@ -478,7 +473,8 @@ def main(argv=None) -> int:
     rows = []
     for count in [int(c) for c in args.devices.split(",")]:
         # CPU: that many virtual devices; GPUs: the first `count` visible ones.
-        env = dict(os.environ, PYTHONPATH=_pythonpath(), JAX_NUM_CPU_DEVICES=str(count))
+        env = dict(os.environ, PYTHONPATH=pythonpath_with(ROOT / "tests"),
+                   JAX_NUM_CPU_DEVICES=str(count))
         if _gpu_count() >= count:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(count))
         cmd = [sys.executable, __file__, "--worker", "--images", str(args.images),
