@@ -39,9 +39,9 @@ KINDS = ("jpeg", "pixelate", "color_block", "gaussian_blur")
 
 def duplicated_lines(path: str) -> list[float]:
     """Fractions of rows and of columns equal to their predecessor (all channels)."""
-    from reiqa_jax.images import load_image
+    from reiqa_jax.images import open_image
 
-    a = load_image(path).full
+    a = np.asarray(open_image(path))
     return [float(np.mean(np.all(a[1:] == a[:-1], axis=(1, 2)))),
             float(np.mean(np.all(a[:, 1:] == a[:, :-1], axis=(0, 2))))]
 
