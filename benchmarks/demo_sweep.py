@@ -207,6 +207,13 @@ def validation_photos(out: Path, root: Path) -> list[str]:
     return files
 
 
+def _repeat_csv(folder: Path, names, repeat: int) -> Path:
+    """FOLDER/repeat<K>.csv listing NAME.png for each of ``names``, ``repeat`` times over."""
+    csv = folder / f"repeat{repeat}.csv"
+    csv.write_text("Image_path\n" + "".join(f"{n}.png\n" for n in names) * repeat)
+    return csv
+
+
 def pictures_list(out: Path, repeat: int) -> str:
     """A CSV naming each of PICTURES ``repeat`` times (written to OUT/pictures, the
     shorter side brought down to 384 so a 192 x 256 training window sees a good
@@ -225,8 +232,7 @@ def pictures_list(out: Path, repeat: int) -> str:
                 image = image.resize((round(image.size[0] * scale),
                                       round(image.size[1] * scale)), Image.BICUBIC)
             image.save(folder / f"{name}.png")
-    csv = folder / f"repeat{repeat}.csv"
-    csv.write_text("Image_path\n" + "".join(f"{n}.png\n" for n in PICTURES) * repeat)
+    csv = _repeat_csv(folder, PICTURES, repeat)
     return str(csv)
 
 
@@ -252,8 +258,7 @@ def leaves_list(out: Path, params: dict, data: str) -> str:
         if not (folder / f"{i}.png").exists():
             picture = dead_leaves(rng_for(SYNTHETIC_SEED, i), (h, w), DeadLeavesParams(**params))
             Image.fromarray(picture).save(folder / f"{i}.png")
-    csv = folder / f"repeat{repeat}.csv"
-    csv.write_text("Image_path\n" + "".join(f"{i}.png\n" for i in range(n)) * repeat)
+    csv = _repeat_csv(folder, range(n), repeat)
     return str(csv) + data[match.end() - 1:]
 
 
