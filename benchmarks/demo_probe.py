@@ -76,11 +76,11 @@ def probe(features: dict[str, np.ndarray], labelled) -> list[tuple]:
     rows = []
     for name, x in features.items():
         for kind in KINDS:
-            keep = np.flatnonzero((labelled.kinds == kind) | (labelled.kinds == "pristine"))
+            keep = labelled.kind_rows(kind)
             for reg, make in regressors().items():
                 rows.append((name, kind, reg, *leave_one_photo_out(
                     x[keep], labelled.scores[keep], labelled.photos[keep], make)))
-    keep = np.flatnonzero((labelled.kinds == "pixelate") | (labelled.kinds == "pristine"))
+    keep = labelled.kind_rows("pixelate")
     hand = np.array([duplicated_lines(labelled.paths[i]) for i in keep])
     for reg, make in regressors().items():
         rows.append(("duplicated rows and columns (2 numbers)", "pixelate", reg,

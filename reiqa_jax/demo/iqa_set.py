@@ -40,6 +40,10 @@ class LabelledSet:
                            self.photos[keep], self.scenes[keep], self.kinds[keep],
                            self.levels[keep])
 
+    def kind_rows(self, kind: str) -> np.ndarray:
+        """Indices of every series of ``kind``: its levels and the pristine pictures."""
+        return np.flatnonzero((self.kinds == kind) | (self.kinds == "pristine"))
+
     def series(self, photo: str, kind: str) -> np.ndarray:
         """Indices of one series: the photo's pristine picture, then levels 0..4 of ``kind``."""
         pristine = np.flatnonzero((self.photos == photo) & (self.kinds == "pristine"))

@@ -121,7 +121,7 @@ def one_kind_alone(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 
     for kind in np.unique(labelled.kinds):
         if kind == "pristine":
             continue
-        keep = (labelled.kinds == kind) | (labelled.kinds == "pristine")
+        keep = labelled.kind_rows(kind)
         result = run_protocol(x[keep], labelled.scores[keep], labelled.scenes[keep],
                               n_splits=n_splits, seed=seed)
         out[str(kind)] = float(result.srcc_median)
