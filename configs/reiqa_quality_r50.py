@@ -53,7 +53,8 @@ def get_config():
 
     c.queue_size = 65536
     c.temperature = 0.2
-    c.negatives = "queue"         # 'queue' (official), 'queue+batch' (the batch's other keys too)
+    c.negatives = "queue"         # 'queue' (official), 'queue+batch' (the batch's other keys
+    #                               too), 'queue+pristine' (+ the picture's own pristine key)
     c.ema_momentum = 0.999
     c.shuffle_bn = "host"         # 'host' (official), 'global', 'none', 'sync'
     c.crop_swap = "official"      # 'official' (aliased arithmetic), 'clean', 'none'

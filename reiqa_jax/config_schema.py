@@ -99,7 +99,8 @@ KEYS: dict[str, Key] = {
     "lr_decay_epochs": IntTuple(1, default=(120, 160)),  # lr_schedule 'step' (PyContrast)
     "queue_size": Int(1),
     "temperature": Float(above=0),
-    "negatives": Choice("queue", "queue+batch", default="queue"),  # +batch: moco.info_nce
+    "negatives": Choice("queue", "queue+batch", "queue+pristine",
+                        default="queue"),  # +batch / +pristine: moco.info_nce
     "ema_momentum": Float(0, 1),
     "shuffle_bn": Choice("host", "global", "none", "sync"),
     "crop_swap": Choice("official", "clean", "none"),
@@ -169,8 +170,16 @@ def _keys_fit_queue(c) -> str | None:
     return None
 
 
+def _pristine_needs_quality(c) -> str | None:
+    if c.negatives == "queue+pristine" and c.branch != "quality":
+        return ("negatives queue+pristine needs the quality branch (its pictures' pristine "
+                "versions); the content branch has none")
+    return None
+
+
 RULES: tuple[Callable[[Any], str | None], ...] = (_has_a_length, _crop_fits_canvas,
-                                                 _keys_fit_queue, _known_ops)
+                                                 _keys_fit_queue, _known_ops,
+                                                 _pristine_needs_quality)
 
 
 def flatten(config) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from reiqa_jax.models.head import l2_normalize
@@ -23,18 +24,21 @@ def init_queue(key, size: int, dim: int) -> jax.Array:
 
 
 def info_nce(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float, *,
-             batch_negatives: bool = False):
+             batch_negatives=False):
     """MoCo logits and loss against the queue as it was *before* this step's push.
 
     logits = [q . k+, q . queue^T] / T (positives in column 0); loss =
     cross-entropy with label 0, averaged over the N rows; acc = top-1 in
     percent, as the official meters log it.
 
-    batch_negatives (not the official recipe): the other N - 1 keys of this
-    batch are negatives too, appended as columns 1 + K ..; a row's own key
-    (its positive) is masked out there. A picture's other distorted versions
-    are in the same batch, so they become negatives; with the queue alone
-    they never are (it holds earlier steps' pictures).
+    batch_negatives (not the official recipe): keys of this batch as further
+    negatives, appended as columns 1 + K ..: ``True`` for the other N - 1
+    keys (a row's own key, its positive, is masked out there), or a bool
+    (N, N) mask whose row i marks the keys that are negatives of query i
+    (the rest are masked out; see :func:`pristine_negatives`). A picture's
+    other distorted versions are in the same batch, so they can become
+    negatives; with the queue alone they never are (it holds earlier steps'
+    pictures).
 
     Args: q, k float32 (N, D) unit rows (k is not differentiated);
       queue float32 (K, D).
@@ -46,13 +50,34 @@ def info_nce(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float, *
     pos = jnp.sum(q * k, axis=-1, keepdims=True)
     neg = q @ lax.stop_gradient(queue).T
     columns = [pos, neg]
-    if batch_negatives:
-        own = jnp.eye(q.shape[0], dtype=bool)
-        columns.append(jnp.where(own, -jnp.inf, q @ k.T))
+    if batch_negatives is True:
+        batch_negatives = ~jnp.eye(q.shape[0], dtype=bool)
+    if batch_negatives is not False and batch_negatives is not None:
+        columns.append(jnp.where(batch_negatives, q @ k.T, -jnp.inf))
     logits = jnp.concatenate(columns, axis=1) / temperature
     loss = jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[:, 0])
     acc = 100.0 * jnp.mean((jnp.argmax(logits, axis=1) == 0).astype(jnp.float32))
     return loss, acc, logits
+
+
+def pristine_negatives(n_rows: int, versions: int, scales: int) -> np.ndarray:
+    """The ``batch_negatives`` mask of ``negatives: queue+pristine`` (N, N) bool.
+
+    Rows are the quality views' layout, picture-major: ``scales * versions``
+    rows per picture, scale-major, version 0 the pristine one. A distorted
+    version's query gets its own picture's pristine key at the same scale as
+    a negative: the one key of the batch with the same content and no
+    distortion. Pristine queries get none (that key is their positive).
+    """
+    per_picture = versions * scales
+    if n_rows % per_picture:
+        raise ValueError(f"{n_rows} rows are not whole pictures of {per_picture} rows")
+    rows = np.arange(n_rows)
+    pristine_row = rows - rows % versions  # version 0 of the row's picture and scale
+    mask = np.zeros((n_rows, n_rows), dtype=bool)
+    distorted = rows % versions != 0
+    mask[rows[distorted], pristine_row[distorted]] = True
+    return mask
 
 
 def momentum_update(ema_params, params, momentum: float):

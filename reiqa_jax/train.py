@@ -285,6 +285,16 @@ def load_init(config, directory) -> dict:
 # ----------------------------------------------------------------------------
 # the step
 
+def batch_negatives(config, n_rows: int):
+    """``moco.info_nce``'s ``batch_negatives`` for ``config.negatives`` on a
+    device's ``n_rows`` queries: False (official), True or a static mask."""
+    if config.negatives == "queue+batch":
+        return True
+    if config.negatives == "queue+pristine":
+        return moco.pristine_negatives(n_rows, config.views.n_aug + 1, config.views.n_scale)
+    return False
+
+
 def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
                     view_fn: Callable | None = None, *, return_logits: bool = False):
     """The jitted step ``(state, batch, lr) -> (state, metrics)``; ``state`` is donated.
@@ -300,7 +310,8 @@ def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
     step used), skipped (unreadable images replaced in this batch), finite
     (loss, gradients and updated parameters finite), grad_norm; with ``return_logits`` also
     ``logits`` (all devices' rows, device-major, (rows, 1 + K); with
-    ``negatives: queue+batch`` N more columns, a device's N batch keys).
+    ``negatives: queue+batch`` or ``queue+pristine`` N more columns, a device's
+    N batch keys, -inf where a key is not a negative).
     """
     dtype = compute_dtype(config.dtype)
     graphdef = train_graphdef(config, dtype)
@@ -327,10 +338,12 @@ def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
             lambda x: forward(state.ema_params, ema_stats, x), x2, shuffle_key,
             shuffle_axes=shuffle_axes, all_axes=DATA_AXES)
 
+        extra = batch_negatives(config, x1.shape[0])
+
         def loss_fn(params):
             q, new_stats = forward(params, stats, x1)
             loss, acc, logits = moco.info_nce(q, k, state.queue, config.temperature,
-                                              batch_negatives=config.negatives == "queue+batch")
+                                              batch_negatives=extra)
             return lax.pmean(loss, DATA_AXES), (acc, new_stats, logits)
 
         (loss, (acc, new_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

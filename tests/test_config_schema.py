@@ -52,6 +52,14 @@ def test_a_bad_value_is_one_line_before_anything_is_written(override, message, t
     assert not created  # no empty workdir left behind
 
 
+def test_pristine_negatives_need_the_quality_branch(tmp_path, capsys):
+    status, err, created = _train(tmp_path, capsys, "--config.branch=content",
+                                  "--config.negatives=queue+pristine")
+    assert status == 2 and len(err) == 1, err
+    assert "negatives queue+pristine needs the quality branch" in err[0], err
+    assert not created
+
+
 def test_a_config_file_with_an_unknown_missing_or_mistyped_key(tmp_path, capsys):
     cases = {"c.batchsize = 4": "unknown config key batchsize",
              "del c.input['prefetch']": "the config has no key input.prefetch",

@@ -78,6 +78,56 @@ def test_batch_negatives_add_every_other_key_of_the_batch():
     assert float(loss) > float(plain)  # more negatives, larger loss
 
 
+def test_pristine_negatives_add_only_the_own_pristine_key_at_the_same_scale():
+    """negatives='queue+pristine': 2 pictures x 2 scales x 3 versions (version 0
+    pristine) = 12 rows; a distorted row's one extra column is its own picture's
+    pristine key at its scale, a pristine row gets none."""
+    versions, scales, pictures = 3, 2, 2
+    n = versions * scales * pictures
+    mask = moco.pristine_negatives(n, versions, scales)
+    want = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        picture, rest = divmod(i, versions * scales)
+        scale, version = divmod(rest, versions)
+        if version:
+            want[i, picture * versions * scales + scale * versions] = True
+    np.testing.assert_array_equal(mask, want)
+    assert mask.sum() == pictures * scales * (versions - 1)
+
+    rng = np.random.default_rng(2)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
+    q, k, queue = (unit(rng.normal(size=s)).astype(np.float32) for s in ((n, 8), (n, 8), (7, 8)))
+    loss, _, logits = moco.info_nce(jnp.asarray(q), jnp.asarray(k), jnp.asarray(queue), 0.2,
+                                    batch_negatives=mask)
+    qt, kt = torch.from_numpy(q), torch.from_numpy(k)
+    batch = (qt @ kt.T).masked_fill(~torch.from_numpy(want), float("-inf"))
+    full = torch.cat([(qt * kt).sum(1, keepdim=True), qt @ torch.from_numpy(queue).T,
+                      batch], 1) / 0.2
+    np.testing.assert_allclose(logits, full.numpy(), rtol=1e-5, atol=1e-6)
+    ce = torch.nn.functional.cross_entropy(full, torch.zeros(n, dtype=torch.long))
+    assert float(loss) == pytest.approx(float(ce), rel=1e-5)
+    with pytest.raises(ValueError, match="not whole pictures"):
+        moco.pristine_negatives(n + 1, versions, scales)
+
+
+def test_the_trainer_builds_the_pristine_mask_for_its_views_layout():
+    """train.batch_negatives follows config.views (n_aug + 1 versions, n_scale scales):
+    the quality views are picture-major, scale-major, version 0 pristine."""
+    from reiqa_jax import train
+    from reiqa_jax.config_file import load_config
+
+    config = load_config("smoke")
+    assert train.batch_negatives(config, 10) is False  # official: the queue alone
+    config.negatives = "queue+batch"
+    assert train.batch_negatives(config, 10) is True
+    config.negatives = "queue+pristine"
+    versions, scales = config.views.n_aug + 1, config.views.n_scale
+    rows = 2 * versions * scales
+    mask = train.batch_negatives(config, rows)
+    np.testing.assert_array_equal(mask, moco.pristine_negatives(rows, versions, scales))
+    assert train.pairs_per_image(config) == versions * scales
+
+
 def test_momentum_update_is_one_tree_map():
     ema = {"a": jnp.ones(3), "b": {"c": jnp.zeros(2)}}
     new = {"a": jnp.zeros(3), "b": {"c": jnp.ones(2)}}
