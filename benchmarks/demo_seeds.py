@@ -46,6 +46,9 @@ def summary(report: dict, wall: float | None) -> dict:
             "example_pristine_above_all": report["example"]["pristine_above_strongest_all"],
             "example_above_count": sum(report["example"]["pristine_above_strongest"].values()),
             "example_series_srcc": report["example"]["series_srcc_mean"],
+            "every_kind_rate": report["trained"]["pristine_above_every_kind"],
+            "every_kind_rate_classical":
+                report["classical"]["combined"]["pristine_above_every_kind"],
             "curve_srcc": [p["srcc"] for p in report["curve"]],
             "demo_seconds": report["seconds"]["total"], "process_seconds": wall,
             "created": report["created"], "machine": report["machine"]}
@@ -54,8 +57,9 @@ def summary(report: dict, wall: float | None) -> dict:
 def table(rows: list[dict]) -> str:
     lines = ["| training seed | trained SRCC | random init: mean [min, max] | trained - random "
              "mean | classical combined | splits ahead of classical | example: pristine above "
-             "level 4 | SRCC at 0 / 25 / 50 / 100 % | minutes |",
-             "|---:|---:|---|---:|---:|---:|---:|---|---:|"]
+             "level 4 | test photos with pristine above every kind's level 4: trained / classical | "
+             "SRCC at 0 / 25 / 50 / 100 % | minutes |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|---|---:|"]
     for s in rows:
         minutes = (s["process_seconds"] or s["demo_seconds"]) / 60
         lines.append(
@@ -63,6 +67,7 @@ def table(rows: list[dict]) -> str:
             f"{s['random_max']:.3f}] | {s['margin']:+.3f} | {s['classical_combined']:.3f} | "
             f"{s['splits_ahead']}/{s['n_splits']} | {s['example_above_count']}/10"
             f"{'' if s['example_pristine_above_all'] else ' (not all)'} | "
+            f"{s['every_kind_rate']:.0%} / {s['every_kind_rate_classical']:.0%} | "
             + " / ".join(f"{v:.3f}" for v in s["curve_srcc"]) + f" | {minutes:.1f} |")
     srcc = np.array([s["srcc"] for s in rows])
     margin = np.array([s["margin"] for s in rows])

@@ -53,6 +53,20 @@ def test_report_has_the_curve_the_references_and_the_example(demo):
     assert json.loads((work / "curve" / "step_2" / "reiqa.json").read_text())["meta"]["step"] == 2
 
 
+def test_the_summary_gives_the_example_checks_pass_rate_over_test_photos(demo, capsys):
+    """Every feature set's report carries the share of test photos whose pristine
+    picture is above every kind's level 4; the printed summary says it."""
+    from reiqa_jax.demo.report import every_kind_line, print_summary
+
+    work, report = demo
+    for summary in (report["trained"], report["classical"]["combined"],
+                    *report["random_init"]["per_seed"].values()):
+        assert 0 <= summary["pristine_above_every_kind"] <= \
+            summary["pristine_above_strongest_min"] <= 1
+    print_summary(report, work)
+    assert every_kind_line(report) in capsys.readouterr().out
+
+
 def test_example_photo_is_scored_by_the_model_folder(demo):
     work, report = demo
     rows = list(csv.DictReader(open(work / "scored_examples.csv")))

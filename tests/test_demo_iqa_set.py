@@ -94,11 +94,23 @@ def test_series_measures_count_every_test_series_of_every_split():
     assert with_camera > 0
     above = measure.pristine_above(result, labelled)
     assert above == {"jpeg": 1.0, "darken": pytest.approx(1 - with_camera / series)}
+    # every kind at once: fails exactly on the test photos that are camera
+    assert measure.pristine_above_every_kind(result, labelled) == pytest.approx(
+        1 - with_camera / series)
     srcc = measure.series_srcc(result, labelled)
     assert srcc["jpeg"] == pytest.approx(1.0)
     # camera's darken series ranks level 4 first: rank differences 1, 1, 1, 1, 1, 5,
     # SRCC 1 - 6 * 30 / (6 * 35) there
     assert srcc["darken"] == pytest.approx(1 - with_camera / series * (6 * 30 / 210))
+    prediction[(labelled.photos == "coffee") & (labelled.kinds == "jpeg")
+               & (labelled.levels == 4)] = 9.0  # coffee now fails on jpeg alone
+    for split in splits:
+        split.test_prediction = prediction[split.test]
+    with_coffee = sum("coffee" in p for p in in_test)
+    assert measure.pristine_above(result, labelled)["jpeg"] == pytest.approx(
+        1 - with_coffee / series)
+    assert measure.pristine_above_every_kind(result, labelled) == pytest.approx(
+        1 - (with_camera + with_coffee) / series)
 
 
 def test_one_kind_alone_uses_only_that_kinds_series():

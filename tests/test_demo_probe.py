@@ -47,3 +47,26 @@ def test_duplicated_lines_count_what_nearest_upscaling_leaves(tmp_path):
     assert probe.duplicated_lines(str(tmp_path / "pristine.png")) == [0.0, 0.0]
     rows, columns = probe.duplicated_lines(str(tmp_path / "rows.png"))
     assert rows == 24 / 47 and columns == 0.0
+
+
+def test_pooled_counts_a_photo_as_passing_only_when_every_kind_passes():
+    """One regressor for all kinds: a feature that is the label everywhere except
+    photo 2's darken level 4 (equal to its pristine) fails exactly that photo,
+    on darken and on every kind at once, whichever regressor reads it."""
+    from reiqa_jax.demo.iqa_set import LabelledSet, score_of
+
+    probe = _probe()
+    photos, kinds = [f"p{i}" for i in range(5)], ("jpeg", "darken")
+    rows = [(p, "pristine", -1) for p in photos] + [
+        (p, k, level) for p in photos for k in kinds for level in range(5)]
+    labelled = LabelledSet(
+        paths=[f"{p}_{k}_{lv}.png" for p, k, lv in rows],
+        scores=np.array([score_of(lv) for _, _, lv in rows]),
+        photos=np.array([p for p, _, _ in rows]), scenes=np.array([p for p, _, _ in rows]),
+        kinds=np.array([k for _, k, _ in rows]), levels=np.array([lv for _, _, lv in rows]))
+    x = labelled.scores.copy()[:, None]
+    x[(labelled.photos == "p2") & (labelled.kinds == "darken") & (labelled.levels == 4)] = 5.0
+    for name in ("ridge alpha 1", "rbf-svr C 1"):
+        result = probe.pooled(x, labelled, probe.pooled_regressors()[name])
+        assert result["above"] == {"jpeg": 1.0, "darken": 0.8}, name
+        assert result["every_kind"] == 0.8, name

@@ -39,3 +39,16 @@ def test_kinds_ranked_backwards_are_named_lowest_first_per_feature_set():
     assert "trained encoder jpeg -0.200;" in line
     assert "random init (mean of 3 seeds) none;" in line
     assert "classical statistics combined jpeg -0.600, blur -0.050." in line
+
+
+def test_the_example_checks_pass_rate_is_given_per_feature_set():
+    from reiqa_jax.demo.report import every_kind_line
+
+    key = "pristine_above_every_kind"
+    report = {"kinds": ["jpeg", "blur"], "trained": {key: 0.25},
+              "random_init": {"per_seed": {"1": {key: 0.0}, "2": {key: 0.1}}},
+              "classical": {"combined": {key: 0.5}}}
+    assert every_kind_line(report) == (
+        "Pristine picture predicted above the strongest level of all 2 kinds at once (what "
+        "the example checks, over every test photo of every split): trained encoder 25%; "
+        "random init 0%, 10%; classical statistics combined 50%.")

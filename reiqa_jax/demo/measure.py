@@ -27,7 +27,9 @@ class Measured:
     all test photos of all splits}. pristine_above: {kind: share of those
     series whose pristine picture is predicted above the kind's level 4} (what
     the demo's example checks on one photo, here on every test photo of every
-    split). test_scenes: the test scenes of each split.
+    split). pristine_above_all: the share of those test photos where that
+    holds for every kind at once (the example check's pass rate).
+    test_scenes: the test scenes of each split.
     """
 
     srcc: float
@@ -35,6 +37,7 @@ class Measured:
     per_split_srcc: list[float]
     series_srcc: dict[str, float]
     pristine_above: dict[str, float]
+    pristine_above_all: float
     test_scenes: list[list[str]]
     result: object = dataclasses.field(repr=False, default=None)
 
@@ -43,7 +46,8 @@ class Measured:
                 "series_srcc": self.series_srcc,
                 "series_srcc_mean": float(np.mean(list(self.series_srcc.values()))),
                 "pristine_above_strongest": self.pristine_above,
-                "pristine_above_strongest_min": float(min(self.pristine_above.values()))}
+                "pristine_above_strongest_min": float(min(self.pristine_above.values())),
+                "pristine_above_every_kind": self.pristine_above_all}
 
 
 def encoder_features(paths, checkpoint) -> np.ndarray:
@@ -64,15 +68,15 @@ def splits(labelled, *, n_splits: int = N_SPLITS, seed: int = 0):
 
 
 def _test_series(result, labelled):
-    """(kind, test predictions of one series: pristine, then levels 0..4) for every
-    test photo and kind of every split."""
-    for split in result.splits:
+    """(split number, photo, kind, indices, test predictions of one series: pristine,
+    then levels 0..4) for every test photo and kind of every split."""
+    for number, split in enumerate(result.splits):
         predicted = dict(zip(split.test.tolist(), split.test_prediction))
         for photo in np.unique(labelled.photos[split.test]):
             for kind in np.unique(labelled.kinds[split.test]):
                 if kind != "pristine":
                     idx = labelled.series(photo, kind)
-                    yield str(kind), idx, np.array([predicted[i] for i in idx])
+                    yield number, str(photo), str(kind), idx, np.array([predicted[i] for i in idx])
 
 
 def series_srcc(result, labelled) -> dict[str, float]:
@@ -80,7 +84,7 @@ def series_srcc(result, labelled) -> dict[str, float]:
     from reiqa_jax import metrics
 
     values: dict[str, list[float]] = {}
-    for kind, idx, predicted in _test_series(result, labelled):
+    for _, _, kind, idx, predicted in _test_series(result, labelled):
         values.setdefault(kind, []).append(metrics.srcc(predicted, labelled.scores[idx]))
     return {kind: float(np.nanmean(v)) for kind, v in values.items()}
 
@@ -89,9 +93,20 @@ def pristine_above(result, labelled) -> dict[str, float]:
     """Per kind, the share of test series whose pristine picture is predicted
     strictly above the kind's strongest level (level 4)."""
     values: dict[str, list[bool]] = {}
-    for kind, _, predicted in _test_series(result, labelled):
+    for _, _, kind, _, predicted in _test_series(result, labelled):
         values.setdefault(kind, []).append(bool(predicted[0] > predicted[-1]))
     return {kind: float(np.mean(v)) for kind, v in values.items()}
+
+
+def pristine_above_every_kind(result, labelled) -> float:
+    """The share of test photos (over all splits) whose pristine picture is
+    predicted strictly above the strongest level of every kind at once: how
+    often the demo's example check would pass on a test photo drawn at random."""
+    photos: dict[tuple[int, str], bool] = {}
+    for number, photo, _, _, predicted in _test_series(result, labelled):
+        photos[number, photo] = photos.get((number, photo), True) and bool(
+            predicted[0] > predicted[-1])
+    return float(np.mean(list(photos.values())))
 
 
 def measure(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0) -> Measured:
@@ -105,6 +120,7 @@ def measure(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0) -> M
         per_split_srcc=[float(s.srcc) for s in result.splits],
         series_srcc=series_srcc(result, labelled),
         pristine_above=pristine_above(result, labelled),
+        pristine_above_all=pristine_above_every_kind(result, labelled),
         test_scenes=[sorted(set(labelled.scenes[s.test].tolist())) for s in result.splits],
         result=result)
 
