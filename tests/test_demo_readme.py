@@ -52,3 +52,12 @@ def test_the_example_checks_pass_rate_is_given_per_feature_set():
         "Pristine picture predicted above the strongest level of all 2 kinds at once (what "
         "the example checks, over every test photo of every split): trained encoder 25%; "
         "random init 0%, 10%; classical statistics combined 50%.")
+
+
+def test_example_scores_are_printed_with_the_decimals_that_show_their_order():
+    from reiqa_jax.demo.report import score_digits
+
+    assert score_digits([1.0, 4.5]) == 3 and score_digits([2.0, 2.0]) == 3
+    # the demo's example: 2.0564 .. 2.0599 (a spread of 0.0035) needs 5 decimals
+    assert score_digits([2.0564279, 2.0599078]) == 5
+    assert f"{2.0598041:.5f}" != f"{2.0598574:.5f}"

@@ -27,7 +27,7 @@ class Measured:
     all test photos of all splits}. pristine_above: {kind: share of those
     series whose pristine picture is predicted above the kind's level 4} (what
     the demo's example checks on one photo, here on every test photo of every
-    split). pristine_above_all: the share of those test photos where that
+    split). pristine_above_every_kind: the share of those test photos where that
     holds for every kind at once (the example check's pass rate).
     test_scenes: the test scenes of each split.
     """
@@ -37,7 +37,7 @@ class Measured:
     per_split_srcc: list[float]
     series_srcc: dict[str, float]
     pristine_above: dict[str, float]
-    pristine_above_all: float
+    pristine_above_every_kind: float
     test_scenes: list[list[str]]
     result: object = dataclasses.field(repr=False, default=None)
 
@@ -47,7 +47,7 @@ class Measured:
                 "series_srcc_mean": float(np.mean(list(self.series_srcc.values()))),
                 "pristine_above_strongest": self.pristine_above,
                 "pristine_above_strongest_min": float(min(self.pristine_above.values())),
-                "pristine_above_every_kind": self.pristine_above_all}
+                "pristine_above_every_kind": self.pristine_above_every_kind}
 
 
 def encoder_features(paths, checkpoint) -> np.ndarray:
@@ -120,7 +120,7 @@ def measure(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0) -> M
         per_split_srcc=[float(s.srcc) for s in result.splits],
         series_srcc=series_srcc(result, labelled),
         pristine_above=pristine_above(result, labelled),
-        pristine_above_all=pristine_above_every_kind(result, labelled),
+        pristine_above_every_kind=pristine_above_every_kind(result, labelled),
         test_scenes=[sorted(set(labelled.scenes[s.test].tolist())) for s in result.splits],
         result=result)
 

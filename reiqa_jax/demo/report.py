@@ -103,6 +103,16 @@ def summary_rows(report: dict) -> list[tuple[str, float, float, float]]:
     return rows
 
 
+def score_digits(scores) -> int:
+    """Decimals that show the spread of ``scores``: 3, or more when they differ
+    only further down (a strongly regularised regressor's scores can all lie
+    within 0.01 of each other; their order is what the example shows)."""
+    spread = float(np.ptp(scores)) if len(scores) else 0.0
+    if not np.isfinite(spread) or spread <= 0:
+        return 3
+    return int(min(8, max(3, np.ceil(-np.log10(spread)) + 2)))
+
+
 def print_summary(report: dict, out_dir) -> None:
     r = report["random_init"]
     print(f"\nOn {report['n_images']} images of {len(report['photos']['test'])} held-out photos "
@@ -125,10 +135,13 @@ def print_summary(report: dict, out_dir) -> None:
               f"within series {point['series_srcc_mean']:6.3f}  loss {_num(point['loss'], 5, 3)}"
               f"  top-1 {_num(point['top1'], 5, 1)}")
     ex = report["example"]
+    digits = score_digits([ex["scores"]["pristine"]]
+                          + [v for k in report["kinds"] for v in ex["scores"][k]])
     print(f"\n{ex['photo']} (held out from training and from the regressor), scored by "
-          f"`reiqa score --model {out_dir / 'model'}`: pristine {ex['scores']['pristine']:.3f}")
+          f"`reiqa score --model {out_dir / 'model'}`: pristine "
+          f"{ex['scores']['pristine']:.{digits}f}")
     for kind in report["kinds"]:
-        levels = " ".join(f"{s:6.3f}" for s in ex["scores"][kind])
+        levels = " ".join(f"{s:{digits + 3}.{digits}f}" for s in ex["scores"][kind])
         print(f"  {kind:16s} levels 0-4: {levels}   SRCC {ex['series_srcc'][kind]:6.3f}"
               f"{'' if ex['pristine_above_strongest'][kind] else '   (level 4 >= pristine)'}")
     print(f"\nreport: {out_dir / 'demo_report.json'}   plot: {out_dir / 'demo.png'}   "
@@ -284,7 +297,10 @@ def seeds_line(seeds: list[dict]) -> str:
             f"{', '.join(f'{v:.3f}' for v in srcc)}; margin over the random-init mean "
             f"{', '.join(f'{v:+.3f}' for v in margin)}; ahead of the classical statistics "
             f"combined on {ahead} of {total} splits; the example photo's pristine picture "
-            f"above every kind's level 4 in {examples} of {len(seeds)} runs.")
+            f"above every kind's level 4 in {examples} of {len(seeds)} runs, and, over every "
+            f"test photo of every split, for "
+            f"{', '.join(format(s['every_kind_rate'], '.0%') for s in seeds)} of the photos "
+            f"(classical statistics combined: {seeds[0]['every_kind_rate_classical']:.0%}).")
 
 
 def read_backwards(series_srcc: dict[str, float]) -> str:
