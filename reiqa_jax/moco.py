@@ -24,7 +24,7 @@ def init_queue(key, size: int, dim: int) -> jax.Array:
 
 
 def info_nce(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float, *,
-             batch_negatives=False):
+             batch_negatives: bool | np.ndarray = False):
     """MoCo logits and loss against the queue as it was *before* this step's push.
 
     logits = [q . k+, q . queue^T] / T (positives in column 0); loss =
@@ -50,9 +50,9 @@ def info_nce(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float, *
     pos = jnp.sum(q * k, axis=-1, keepdims=True)
     neg = q @ lax.stop_gradient(queue).T
     columns = [pos, neg]
-    if batch_negatives is True:
-        batch_negatives = ~jnp.eye(q.shape[0], dtype=bool)
-    if batch_negatives is not False and batch_negatives is not None:
+    if isinstance(batch_negatives, bool):
+        batch_negatives = ~np.eye(q.shape[0], dtype=bool) if batch_negatives else None
+    if batch_negatives is not None:
         columns.append(jnp.where(batch_negatives, q @ k.T, -jnp.inf))
     logits = jnp.concatenate(columns, axis=1) / temperature
     loss = jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[:, 0])
