@@ -196,7 +196,9 @@ def main(argv=None) -> int:
 def pooled_table(features: dict, labelled, when: str, record: bool) -> int:
     import jax
 
-    kinds = [k for k in dict.fromkeys(labelled.kinds.tolist()) if k != "pristine"]
+    results = [(name, reg, pooled(x, labelled, make)) for name, x in features.items()
+               for reg, make in pooled_regressors().items()]
+    kinds = list(results[0][2]["above"])
     lines = [f"### All kinds, one regressor (`benchmarks/demo_probe.py --pooled`, validation "
              f"photos), {when}",
              "",
@@ -210,11 +212,9 @@ def pooled_table(features: dict, labelled, when: str, record: bool) -> int:
              "| features | regressor | SRCC within one series | every kind | "
              + " | ".join(kinds) + " |",
              "|---|---|---:|---:|" + "---:|" * len(kinds)]
-    for name, x in features.items():
-        for reg, make in pooled_regressors().items():
-            r = pooled(x, labelled, make)
-            lines.append(f"| {name} | {reg} | {r['series_srcc']:.2f} | {r['every_kind']:.2f} | "
-                         + " | ".join(f"{r['above'][k]:.2f}" for k in kinds) + " |")
+    for name, reg, r in results:
+        lines.append(f"| {name} | {reg} | {r['series_srcc']:.2f} | {r['every_kind']:.2f} | "
+                     + " | ".join(f"{r['above'][k]:.2f}" for k in kinds) + " |")
     text = "\n".join(lines)
     print(text)
     if record:
