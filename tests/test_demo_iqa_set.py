@@ -1,10 +1,11 @@
 """The demo's evaluation set: which photos, held out from training, split by scene."""
 import numpy as np
 import pytest
+from demo_testing import labels_only
 
 from reiqa_jax.config_file import load_config
 from reiqa_jax.demo import measure, photos
-from reiqa_jax.demo.iqa_set import LabelledSet, make_labelled_set
+from reiqa_jax.demo.iqa_set import make_labelled_set
 
 
 def test_test_photos_are_held_out_from_training_and_from_the_recipe_choice():
@@ -28,20 +29,8 @@ def test_every_test_photo_loads_from_its_package(test_pictures):
     assert len({p.tobytes() for p in test_pictures.values()}) == len(photos.TEST)
 
 
-def _labelled(names) -> LabelledSet:
-    """A labelled set's labels without its files: pristine + 2 kinds x 5 levels per photo."""
-    rows = [(p, "pristine", -1) for p in names] + [
-        (p, k, lv) for p in names for k in ("jpeg", "darken") for lv in range(5)]
-    return LabelledSet(paths=[f"{p}_{k}_{lv}" for p, k, lv in rows],
-                       scores=np.array([5.0 if lv < 0 else 4.0 - lv for _, _, lv in rows]),
-                       photos=np.array([p for p, _, _ in rows]),
-                       scenes=np.array([photos.scene_of(p) for p, _, _ in rows]),
-                       kinds=np.array([k for _, k, _ in rows]),
-                       levels=np.array([lv for _, _, lv in rows]))
-
-
 def test_twenty_splits_disjoint_by_scene_with_two_test_scenes_each():
-    labelled = _labelled(photos.TEST)
+    labelled = labels_only(photos.TEST)
     assert len(set(labelled.scenes)) == 10   # the stereo pair is one scene
     splits = measure.splits(labelled, n_splits=20)
     assert len(splits) == 20
@@ -81,7 +70,7 @@ def test_series_measures_count_every_test_series_of_every_split():
     photo, darken in order except on camera, whose level 4 beats its pristine."""
     from types import SimpleNamespace
 
-    labelled = _labelled(photos.TEST)
+    labelled = labels_only(photos.TEST)
     prediction = labelled.scores.copy()
     camera_dark = (labelled.photos == "camera") & (labelled.kinds == "darken")
     prediction[camera_dark & (labelled.levels == 4)] = 9.0
@@ -117,7 +106,7 @@ def test_one_kind_alone_uses_only_that_kinds_series():
     """A feature that is the label on jpeg's series and says nothing on darken's:
     jpeg alone ranks perfectly, darken alone does not, and scrambling the darken
     rows does not change jpeg's figure (its fits never see them)."""
-    labelled = _labelled(photos.TEST)
+    labelled = labels_only(photos.TEST)
     darken = labelled.kinds == "darken"
     x = np.where(darken, 2.0, labelled.scores)[:, None]
     alone = measure.one_kind_alone(x, labelled)

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from demo_testing import labels_only
 from PIL import Image
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -53,17 +54,8 @@ def test_pooled_counts_a_photo_as_passing_only_when_every_kind_passes():
     """One regressor for all kinds: a feature that is the label everywhere except
     photo 2's darken level 4 (equal to its pristine) fails exactly that photo,
     on darken and on every kind at once, whichever regressor reads it."""
-    from reiqa_jax.demo.iqa_set import LabelledSet, score_of
-
     probe = _probe()
-    photos, kinds = [f"p{i}" for i in range(5)], ("jpeg", "darken")
-    rows = [(p, "pristine", -1) for p in photos] + [
-        (p, k, level) for p in photos for k in kinds for level in range(5)]
-    labelled = LabelledSet(
-        paths=[f"{p}_{k}_{lv}.png" for p, k, lv in rows],
-        scores=np.array([score_of(lv) for _, _, lv in rows]),
-        photos=np.array([p for p, _, _ in rows]), scenes=np.array([p for p, _, _ in rows]),
-        kinds=np.array([k for _, k, _ in rows]), levels=np.array([lv for _, _, lv in rows]))
+    labelled = labels_only([f"p{i}" for i in range(5)])
     x = labelled.scores.copy()[:, None]
     x[(labelled.photos == "p2") & (labelled.kinds == "darken") & (labelled.levels == 4)] = 5.0
     for name in ("ridge alpha 1", "rbf-svr C 1"):
