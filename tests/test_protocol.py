@@ -71,6 +71,47 @@ def test_fit_final_takes_the_most_chosen_candidate(fitted):
     assert regressor.n_train == len(y) and regressor.higher_is_better
 
 
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_fit_final_puts_a_strong_penalty_back_on_the_scores_scale(tmp_path, higher_is_better):
+    """A strong ridge penalty shrinks every prediction to near the mean score; the
+    final refit maps them back by the least-squares line onto the training
+    scores (numpy's polyfit, restated), which keeps every ranking, and the saved
+    model folder predicts the same numbers."""
+    from reiqa_jax.scoring.regressor import Regressor
+
+    x, y, _ = linear_data(n=120)
+    strong = protocol.Candidate("ridge", 1e4)
+    raw = protocol.fit_final(x, y, strong, calibrate=False)
+    assert np.ptp(raw.predict(x)) < 0.01 * np.ptp(y) and raw.calibration is None
+    final = protocol.fit_final(x, y, strong, higher_is_better=higher_is_better)
+    slope, offset = np.polyfit(raw.predict(x), y, 1)
+    np.testing.assert_allclose(final.calibration, (slope, offset), rtol=1e-9)
+    np.testing.assert_allclose(final.predict(x), slope * raw.predict(x) + offset, rtol=1e-9)
+    assert slope > 1e2
+    np.testing.assert_array_equal(np.argsort(final.predict(x)), np.argsort(raw.predict(x)))
+    assert final.predict(x).mean() == pytest.approx(y.mean())
+    assert np.polyfit(final.predict(x), y, 1) == pytest.approx([1.0, 0.0], abs=1e-6)
+    assert (final.model, final.alpha) == ("ridge", 1e4)
+    # Quality for DMOS runs against the calibrated prediction within the score range.
+    if not higher_is_better:
+        np.testing.assert_allclose(final.quality(x), y.min() + y.max() - final.predict(x))
+    final.save(tmp_path)
+    loaded = Regressor.load(tmp_path)
+    np.testing.assert_array_equal(loaded.predict(x), final.predict(x))
+    assert loaded.calibration == pytest.approx(final.calibration)
+
+
+def test_fit_final_applies_no_line_that_turns_the_ranking_round():
+    """Predictions that run against the training scores would need a negative
+    slope: that line is not applied (it would reverse every ranking)."""
+    x, y, _ = linear_data(n=120)
+    raw = protocol.fit_regressor(x, y, protocol.Candidate("ridge", 1.0))
+    flipped = protocol.calibrated(raw, x, -y)
+    assert flipped is raw and flipped.calibration is None
+    constant = protocol.calibrated(raw, np.repeat(x[:1], len(y), axis=0), y)
+    assert constant is raw
+
+
 def test_protocol_refuses_what_it_cannot_split():
     with pytest.raises(protocol.ProtocolError, match="at least 10"):
         protocol.run_protocol(np.ones((5, 3)), np.arange(5.0))

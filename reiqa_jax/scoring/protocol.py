@@ -451,17 +451,42 @@ def run_protocol(features, scores, groups=None, *, n_splits: int = 10, seed: int
 
 def fit_final(features, scores, candidate: Candidate | ProtocolResult, *,
               higher_is_better: bool | None = None,
-              feature_names: Sequence[str] = FEATURE_ORDER) -> Regressor:
+              feature_names: Sequence[str] = FEATURE_ORDER, calibrate: bool = True) -> Regressor:
     """The regressor to keep: ``candidate`` (or ``result.chosen``) refitted on all images.
 
     Passing the ProtocolResult also takes its score direction unless
-    ``higher_is_better`` is given.
+    ``higher_is_better`` is given. ``calibrate`` (default): the refitted
+    predictions are then mapped onto the training scores' scale by the
+    least-squares line ``slope * prediction + offset`` (slope > 0), folded into
+    ``coef`` and ``intercept``. The protocol picks the penalty by SRCC, which
+    ignores scale, so a strong penalty can shrink every prediction to near the
+    mean score (all within 0.01 of it); the line puts them back on the scores'
+    own scale and changes no correlation or ranking. A line with slope <= 0
+    (predictions that do not follow the training scores at all) is not applied.
     """
     if isinstance(candidate, ProtocolResult):
         if higher_is_better is None:
             higher_is_better = candidate.higher_is_better
         candidate = candidate.chosen
-    return fit_regressor(features, scores, candidate,
-                         higher_is_better=True if higher_is_better is None else higher_is_better,
-                         feature_names=feature_names)
+    regressor = fit_regressor(features, scores, candidate,
+                              higher_is_better=True if higher_is_better is None else
+                              higher_is_better, feature_names=feature_names)
+    return calibrated(regressor, features, scores) if calibrate else regressor
+
+
+def calibrated(regressor: Regressor, features, scores) -> Regressor:
+    """``regressor`` with its predictions on ``features`` mapped by the least-squares
+    line onto ``scores`` (see :func:`fit_final`); unchanged when that line's slope
+    is not positive."""
+    y = np.asarray(scores, dtype=np.float64)
+    p = regressor.predict(features)
+    if np.ptp(p) <= 1e-12 * max(1.0, float(np.abs(p).max())):  # one value for every image
+        return regressor
+    slope = float(np.mean((p - p.mean()) * (y - y.mean())) / np.var(p))
+    if not slope > 0 or not np.isfinite(slope):
+        return regressor
+    offset = float(y.mean() - slope * p.mean())
+    return dataclasses.replace(regressor, coef=regressor.coef * slope,
+                               intercept=regressor.intercept * slope + offset,
+                               calibration=(slope, offset))
 

@@ -2,7 +2,7 @@
 
 ``regressor.npz`` holds float64 arrays ``coef`` (D,), ``intercept`` (),
 ``mean`` (D,), ``scale`` (D,); ``regressor.json`` the rest (model, penalty,
-score direction and range, feature blocks). Plain arrays, never pickle.
+score direction and range, feature blocks, calibration). Plain arrays, never pickle.
 Made by :func:`reiqa_jax.scoring.protocol.fit_final`; this module needs
 numpy only.
 """
@@ -35,7 +35,9 @@ class Regressor:
     False) it is ``score_range[0] + score_range[1] - predict(x)``, the DMOS
     mirrored within the range of the training scores.
     ``features``: which feature blocks, concatenated in this order, it reads
-    (``("content", "quality")`` for the Re-IQA feature).
+    (``("content", "quality")`` for the Re-IQA feature). ``calibration``:
+    the (slope, offset) of the line that ``fit_final`` folded into ``coef`` and
+    ``intercept`` to put predictions on the training scores' scale (None: none).
     """
 
     coef: np.ndarray
@@ -49,6 +51,7 @@ class Regressor:
     score_range: tuple[float, float] = (0.0, 1.0)
     features: tuple[str, ...] = FEATURE_ORDER
     n_train: int = 0
+    calibration: tuple[float, float] | None = None
 
     @property
     def n_features(self) -> int:
@@ -85,6 +88,10 @@ class Regressor:
                         "score_range[0] + score_range[1] - prediction"),
             "features": list(self.features), "n_features": self.n_features,
             "n_train": self.n_train,
+            "calibration": (None if self.calibration is None else
+                            {"slope": float(self.calibration[0]),
+                             "offset": float(self.calibration[1]),
+                             "folded_into": "coef and intercept"}),
         }
         (directory / "regressor.json").write_text(json.dumps(header, indent=2) + "\n")
 
@@ -121,7 +128,8 @@ class Regressor:
                             alpha=float(header["alpha"]), l1_ratio=header["l1_ratio"],
                             higher_is_better=bool(header["higher_is_better"]),
                             score_range=score_range, features=features,
-                            n_train=int(header.get("n_train", 0)))
+                            n_train=int(header.get("n_train", 0)),
+                            calibration=_calibration(header.get("calibration")))
         except (KeyError, TypeError, ValueError) as exc:
             raise RegressorError(f"{json_path} is damaged ({type(exc).__name__}: "
                                  f"{one_line(exc)})") from None
@@ -131,3 +139,10 @@ class Regressor:
             raise RegressorError(f"{json_path} says {header['n_features']} features, "
                                  f"{npz} has {coef.size}")
         return regressor
+
+
+def _calibration(entry) -> tuple[float, float] | None:
+    """regressor.json's ``calibration`` (absent or null in folders made before it)."""
+    if entry is None:
+        return None
+    return float(entry["slope"]), float(entry["offset"])
