@@ -154,6 +154,14 @@ for _seed in (0, 1):
     VARIANTS[f"mix depth10 pristineneg steps1800 lr1.2 seed{_seed}"] = dict(
         overrides={"data": _mix(1800), "learning_rate": 1.2, "seed": _seed, "model.depth": 10,
                    "negatives": "queue+pristine"}, steps=1800)
+# ResNet-10, the picture's other versions at the same scale (pristine included,
+# cut from the same crop region) as negatives too (not the official loss): only
+# the distortion tells them from the positive; unlike batchneg, the query's own
+# version at the other scale and the other pictures' keys are not added
+for _seed in (0, 1):
+    VARIANTS[f"mix depth10 siblingneg steps1800 lr1.2 seed{_seed}"] = dict(
+        overrides={"data": _mix(1800), "learning_rate": 1.2, "seed": _seed, "model.depth": 10,
+                   "negatives": "queue+siblings"}, steps=1800)
 # the bundled pictures 4 times as often: 44 of every 144 pictures
 for _steps, _lr, _seed in ((600, 1.2, 0), (600, 1.2, 1), (900, 1.2, 0), (900, 1.2, 1),
                            (600, 2.4, 0), (600, 2.4, 1)):

@@ -54,7 +54,8 @@ def get_config():
     c.queue_size = 65536
     c.temperature = 0.2
     c.negatives = "queue"         # 'queue' (official), 'queue+batch' (the batch's other keys
-    #                               too), 'queue+pristine' (+ the picture's own pristine key)
+    #                               too), 'queue+pristine' (+ the picture's own pristine key),
+    #                               'queue+siblings' (+ its other versions at the same scale)
     c.ema_momentum = 0.999
     c.shuffle_bn = "host"         # 'host' (official), 'global', 'none', 'sync'
     c.crop_swap = "official"      # 'official' (aliased arithmetic), 'clean', 'none'

@@ -99,8 +99,8 @@ KEYS: dict[str, Key] = {
     "lr_decay_epochs": IntTuple(1, default=(120, 160)),  # lr_schedule 'step' (PyContrast)
     "queue_size": Int(1),
     "temperature": Float(above=0),
-    "negatives": Choice("queue", "queue+batch", "queue+pristine",
-                        default="queue"),  # +batch / +pristine: moco.info_nce
+    "negatives": Choice("queue", "queue+batch", "queue+pristine", "queue+siblings",
+                        default="queue"),  # +batch / +pristine / +siblings: moco.info_nce
     "ema_momentum": Float(0, 1),
     "shuffle_bn": Choice("host", "global", "none", "sync"),
     "crop_swap": Choice("official", "clean", "none"),
@@ -171,9 +171,9 @@ def _keys_fit_queue(c) -> str | None:
 
 
 def _pristine_needs_quality(c) -> str | None:
-    if c.negatives == "queue+pristine" and c.branch != "quality":
-        return ("negatives queue+pristine needs the quality branch (its pictures' pristine "
-                "versions); the content branch has none")
+    if c.negatives in ("queue+pristine", "queue+siblings") and c.branch != "quality":
+        return (f"negatives {c.negatives} needs the quality branch (its pictures' distorted "
+                f"versions); the content branch has none")
     return None
 
 

@@ -80,6 +80,23 @@ def pristine_negatives(n_rows: int, versions: int, scales: int) -> np.ndarray:
     return mask
 
 
+def sibling_negatives(n_rows: int, versions: int, scales: int) -> np.ndarray:
+    """The ``batch_negatives`` mask of ``negatives: queue+siblings`` (N, N) bool.
+
+    Same layout as :func:`pristine_negatives`. Every query gets the keys of its
+    own picture's other versions at the same scale (the pristine one among
+    them): ``versions - 1`` negatives cut from the same crop region as its
+    positive, so content alone cannot tell them from it, only the distortion.
+    Its own version at the other scale (same content, same distortion) is not
+    one of them, unlike ``queue+batch``.
+    """
+    per_picture = versions * scales
+    if n_rows % per_picture:
+        raise ValueError(f"{n_rows} rows are not whole pictures of {per_picture} rows")
+    group = np.arange(n_rows) // versions  # one (picture, scale) block of rows
+    return (group[:, None] == group[None, :]) & ~np.eye(n_rows, dtype=bool)
+
+
 def momentum_update(ema_params, params, momentum: float):
     """``p_ema = m * p_ema + (1 - m) * p`` over every parameter (one tree_map).
 

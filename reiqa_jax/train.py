@@ -292,6 +292,8 @@ def batch_negatives(config, n_rows: int):
         return True
     if config.negatives == "queue+pristine":
         return moco.pristine_negatives(n_rows, config.views.n_aug + 1, config.views.n_scale)
+    if config.negatives == "queue+siblings":
+        return moco.sibling_negatives(n_rows, config.views.n_aug + 1, config.views.n_scale)
     return False
 
 

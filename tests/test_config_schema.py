@@ -52,11 +52,12 @@ def test_a_bad_value_is_one_line_before_anything_is_written(override, message, t
     assert not created  # no empty workdir left behind
 
 
-def test_pristine_negatives_need_the_quality_branch(tmp_path, capsys):
+@pytest.mark.parametrize("negatives", ["queue+pristine", "queue+siblings"])
+def test_pristine_and_sibling_negatives_need_the_quality_branch(tmp_path, capsys, negatives):
     status, err, created = _train(tmp_path, capsys, "--config.branch=content",
-                                  "--config.negatives=queue+pristine")
+                                  f"--config.negatives={negatives}")
     assert status == 2 and len(err) == 1, err
-    assert "negatives queue+pristine needs the quality branch" in err[0], err
+    assert f"negatives {negatives} needs the quality branch" in err[0], err
     assert not created
 
 

@@ -110,6 +110,40 @@ def test_pristine_negatives_add_only_the_own_pristine_key_at_the_same_scale():
         moco.pristine_negatives(n + 1, versions, scales)
 
 
+def test_sibling_negatives_are_the_own_pictures_other_versions_at_the_same_scale():
+    """negatives='queue+siblings': 2 pictures x 2 scales x 3 versions = 12 rows; row
+    i's extra columns are the keys of its own picture and scale but another
+    version (pristine included); never its own key, its own version at the other
+    scale, or another picture's key."""
+    versions, scales, pictures = 3, 2, 2
+    n = versions * scales * pictures
+    mask = moco.sibling_negatives(n, versions, scales)
+    want = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(n):
+            (pi, ri), (pj, rj) = divmod(i, versions * scales), divmod(j, versions * scales)
+            want[i, j] = pi == pj and ri // versions == rj // versions and i != j
+    np.testing.assert_array_equal(mask, want)
+    assert mask.sum(axis=1).tolist() == [versions - 1] * n
+    assert not mask[0, versions]  # row 0's version at scale 2 is not its negative
+    assert not (moco.pristine_negatives(n, versions, scales) & ~mask).any()  # pristine is a part
+
+    rng = np.random.default_rng(3)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
+    q, k, queue = (unit(rng.normal(size=s)).astype(np.float32) for s in ((n, 8), (n, 8), (7, 8)))
+    loss, _, logits = moco.info_nce(jnp.asarray(q), jnp.asarray(k), jnp.asarray(queue), 0.2,
+                                    batch_negatives=mask)
+    qt, kt = torch.from_numpy(q), torch.from_numpy(k)
+    batch = (qt @ kt.T).masked_fill(~torch.from_numpy(want), float("-inf"))
+    full = torch.cat([(qt * kt).sum(1, keepdim=True), qt @ torch.from_numpy(queue).T,
+                      batch], 1) / 0.2
+    np.testing.assert_allclose(logits, full.numpy(), rtol=1e-5, atol=1e-6)
+    ce = torch.nn.functional.cross_entropy(full, torch.zeros(n, dtype=torch.long))
+    assert float(loss) == pytest.approx(float(ce), rel=1e-5)
+    with pytest.raises(ValueError, match="not whole pictures"):
+        moco.sibling_negatives(n - 1, versions, scales)
+
+
 def test_the_trainer_builds_the_pristine_mask_for_its_views_layout():
     """train.batch_negatives follows config.views (n_aug + 1 versions, n_scale scales):
     the quality views are picture-major, scale-major, version 0 pristine."""
@@ -125,6 +159,9 @@ def test_the_trainer_builds_the_pristine_mask_for_its_views_layout():
     rows = 2 * versions * scales
     mask = train.batch_negatives(config, rows)
     np.testing.assert_array_equal(mask, moco.pristine_negatives(rows, versions, scales))
+    config.negatives = "queue+siblings"
+    np.testing.assert_array_equal(train.batch_negatives(config, rows),
+                                  moco.sibling_negatives(rows, versions, scales))
     assert train.pairs_per_image(config) == versions * scales
 
 
