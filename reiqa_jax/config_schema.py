@@ -170,7 +170,7 @@ def _keys_fit_queue(c) -> str | None:
     return None
 
 
-def _pristine_needs_quality(c) -> str | None:
+def _version_negatives_need_quality(c) -> str | None:
     if c.negatives in ("queue+pristine", "queue+siblings") and c.branch != "quality":
         return (f"negatives {c.negatives} needs the quality branch (its pictures' distorted "
                 f"versions); the content branch has none")
@@ -179,7 +179,7 @@ def _pristine_needs_quality(c) -> str | None:
 
 RULES: tuple[Callable[[Any], str | None], ...] = (_has_a_length, _crop_fits_canvas,
                                                  _keys_fit_queue, _known_ops,
-                                                 _pristine_needs_quality)
+                                                 _version_negatives_need_quality)
 
 
 def flatten(config) -> dict[str, Any]:
