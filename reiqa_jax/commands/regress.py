@@ -22,11 +22,13 @@ counted and named on stderr. Give group (e.g. the reference image of a
 synthetically distorted dataset) so that no content is in both training and
 test.
 
---save MODEL_DIR refits the chosen regressor on all images and writes a model
-folder for reiqa score: the regressor as plain arrays plus copies of the two
-encoder checkpoints that made the features (recorded in FEATURES.npz by
-reiqa extract, or given with --quality-ckpt / --content-ckpt). An existing
-MODEL_DIR is replaced only with --overwrite, and only when it is a model folder.
+--save MODEL_DIR refits the chosen regressor on all images, puts its
+predictions on the scale of the scores (a least-squares line; no ranking
+changes) and writes a model folder for reiqa score: the regressor as plain
+arrays plus copies of the two encoder checkpoints that made the features
+(recorded in FEATURES.npz by reiqa extract, or given with --quality-ckpt /
+--content-ckpt). An existing MODEL_DIR is replaced only with --overwrite, and
+only when it is a model folder.
 
 Ctrl-C or SIGTERM stops after the current split (exit 130 / 143; nothing is
 written); a second one stops at once.
