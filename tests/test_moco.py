@@ -78,6 +78,25 @@ def test_batch_negatives_add_every_other_key_of_the_batch():
     assert float(loss) > float(plain)  # more negatives, larger loss
 
 
+def _masked_info_nce_matches_torch(mask, want, seed):
+    """info_nce with ``batch_negatives=mask`` against PyTorch: the batch's keys
+    masked_fill'ed outside ``want`` (the mask restated by the test), appended to
+    the queue's columns; the loss is their cross-entropy with label 0."""
+    n = mask.shape[0]
+    rng = np.random.default_rng(seed)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
+    q, k, queue = (unit(rng.normal(size=s)).astype(np.float32) for s in ((n, 8), (n, 8), (7, 8)))
+    loss, _, logits = moco.info_nce(jnp.asarray(q), jnp.asarray(k), jnp.asarray(queue), 0.2,
+                                    batch_negatives=mask)
+    qt, kt = torch.from_numpy(q), torch.from_numpy(k)
+    batch = (qt @ kt.T).masked_fill(~torch.from_numpy(want), float("-inf"))
+    full = torch.cat([(qt * kt).sum(1, keepdim=True), qt @ torch.from_numpy(queue).T,
+                      batch], 1) / 0.2
+    np.testing.assert_allclose(logits, full.numpy(), rtol=1e-5, atol=1e-6)
+    ce = torch.nn.functional.cross_entropy(full, torch.zeros(n, dtype=torch.long))
+    assert float(loss) == pytest.approx(float(ce), rel=1e-5)
+
+
 def test_pristine_negatives_add_only_the_own_pristine_key_at_the_same_scale():
     """negatives='queue+pristine': 2 pictures x 2 scales x 3 versions (version 0
     pristine) = 12 rows; a distorted row's one extra column is its own picture's
@@ -94,18 +113,7 @@ def test_pristine_negatives_add_only_the_own_pristine_key_at_the_same_scale():
     np.testing.assert_array_equal(mask, want)
     assert mask.sum() == pictures * scales * (versions - 1)
 
-    rng = np.random.default_rng(2)
-    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
-    q, k, queue = (unit(rng.normal(size=s)).astype(np.float32) for s in ((n, 8), (n, 8), (7, 8)))
-    loss, _, logits = moco.info_nce(jnp.asarray(q), jnp.asarray(k), jnp.asarray(queue), 0.2,
-                                    batch_negatives=mask)
-    qt, kt = torch.from_numpy(q), torch.from_numpy(k)
-    batch = (qt @ kt.T).masked_fill(~torch.from_numpy(want), float("-inf"))
-    full = torch.cat([(qt * kt).sum(1, keepdim=True), qt @ torch.from_numpy(queue).T,
-                      batch], 1) / 0.2
-    np.testing.assert_allclose(logits, full.numpy(), rtol=1e-5, atol=1e-6)
-    ce = torch.nn.functional.cross_entropy(full, torch.zeros(n, dtype=torch.long))
-    assert float(loss) == pytest.approx(float(ce), rel=1e-5)
+    _masked_info_nce_matches_torch(mask, want, seed=2)
     with pytest.raises(ValueError, match="not whole pictures"):
         moco.pristine_negatives(n + 1, versions, scales)
 
@@ -128,18 +136,7 @@ def test_sibling_negatives_are_the_own_pictures_other_versions_at_the_same_scale
     assert not mask[0, versions]  # row 0's version at scale 2 is not its negative
     assert not (moco.pristine_negatives(n, versions, scales) & ~mask).any()  # pristine is a part
 
-    rng = np.random.default_rng(3)
-    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
-    q, k, queue = (unit(rng.normal(size=s)).astype(np.float32) for s in ((n, 8), (n, 8), (7, 8)))
-    loss, _, logits = moco.info_nce(jnp.asarray(q), jnp.asarray(k), jnp.asarray(queue), 0.2,
-                                    batch_negatives=mask)
-    qt, kt = torch.from_numpy(q), torch.from_numpy(k)
-    batch = (qt @ kt.T).masked_fill(~torch.from_numpy(want), float("-inf"))
-    full = torch.cat([(qt * kt).sum(1, keepdim=True), qt @ torch.from_numpy(queue).T,
-                      batch], 1) / 0.2
-    np.testing.assert_allclose(logits, full.numpy(), rtol=1e-5, atol=1e-6)
-    ce = torch.nn.functional.cross_entropy(full, torch.zeros(n, dtype=torch.long))
-    assert float(loss) == pytest.approx(float(ce), rel=1e-5)
+    _masked_info_nce_matches_torch(mask, want, seed=3)
     with pytest.raises(ValueError, match="not whole pictures"):
         moco.sibling_negatives(n - 1, versions, scales)
 
