@@ -312,7 +312,7 @@ def make_train_step(config, mesh: Mesh, tx: optax.GradientTransformation,
     step used), skipped (unreadable images replaced in this batch), finite
     (loss, gradients and updated parameters finite), grad_norm; with ``return_logits`` also
     ``logits`` (all devices' rows, device-major, (rows, 1 + K); with
-    ``negatives: queue+batch`` or ``queue+pristine`` N more columns, a device's
+    ``negatives: queue+batch``, ``queue+pristine`` or ``queue+siblings`` N more columns, a device's
     N batch keys, -inf where a key is not a negative).
     """
     dtype = compute_dtype(config.dtype)
