@@ -60,6 +60,15 @@ def info_nce(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float, *
     return loss, acc, logits
 
 
+def _picture_rows(n_rows: int, versions: int, scales: int) -> np.ndarray:
+    """``arange(n_rows)``, after checking that the rows are whole pictures of
+    ``versions * scales`` rows (the layout the batch-negative masks assume)."""
+    per_picture = versions * scales
+    if n_rows % per_picture:
+        raise ValueError(f"{n_rows} rows are not whole pictures of {per_picture} rows")
+    return np.arange(n_rows)
+
+
 def pristine_negatives(n_rows: int, versions: int, scales: int) -> np.ndarray:
     """The ``batch_negatives`` mask of ``negatives: queue+pristine`` (N, N) bool.
 
@@ -69,10 +78,7 @@ def pristine_negatives(n_rows: int, versions: int, scales: int) -> np.ndarray:
     a negative: the one key of the batch with the same content and no
     distortion. Pristine queries get none (that key is their positive).
     """
-    per_picture = versions * scales
-    if n_rows % per_picture:
-        raise ValueError(f"{n_rows} rows are not whole pictures of {per_picture} rows")
-    rows = np.arange(n_rows)
+    rows = _picture_rows(n_rows, versions, scales)
     pristine_row = rows - rows % versions  # version 0 of the row's picture and scale
     mask = np.zeros((n_rows, n_rows), dtype=bool)
     distorted = rows % versions != 0
@@ -90,10 +96,8 @@ def sibling_negatives(n_rows: int, versions: int, scales: int) -> np.ndarray:
     Its own version at the other scale (same content, same distortion) is not
     one of them, unlike ``queue+batch``.
     """
-    per_picture = versions * scales
-    if n_rows % per_picture:
-        raise ValueError(f"{n_rows} rows are not whole pictures of {per_picture} rows")
-    group = np.arange(n_rows) // versions  # one (picture, scale) block of rows
+    # one group per (picture, scale) block of rows
+    group = _picture_rows(n_rows, versions, scales) // versions
     return (group[:, None] == group[None, :]) & ~np.eye(n_rows, dtype=bool)
 
 

@@ -290,10 +290,9 @@ def batch_negatives(config, n_rows: int):
     device's ``n_rows`` queries: False (official), True or a static mask."""
     if config.negatives == "queue+batch":
         return True
-    if config.negatives == "queue+pristine":
-        return moco.pristine_negatives(n_rows, config.views.n_aug + 1, config.views.n_scale)
-    if config.negatives == "queue+siblings":
-        return moco.sibling_negatives(n_rows, config.views.n_aug + 1, config.views.n_scale)
+    masks = {"queue+pristine": moco.pristine_negatives, "queue+siblings": moco.sibling_negatives}
+    if config.negatives in masks:
+        return masks[config.negatives](n_rows, config.views.n_aug + 1, config.views.n_scale)
     return False
 
 
