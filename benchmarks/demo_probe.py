@@ -104,22 +104,16 @@ def pooled_regressors() -> dict:
 def pooled(x: np.ndarray, labelled, make) -> dict:
     """One regressor fitted on every kind of the other photos, each photo held out
     in turn: per kind the share of photos whose pristine picture is predicted above
-    level 4, the share where that holds for every kind at once, and the mean
-    within-series SRCC."""
-    from reiqa_jax import metrics
+    level 4, the share where that holds for every kind at once (the demo's own
+    rules, ``reiqa_jax.demo.measure``, on these predictions), and the within-series
+    SRCC averaged over kinds."""
+    from reiqa_jax.demo import measure
 
-    predicted = held_out_predictions(x, labelled.scores, labelled.photos, make)
-    kinds = [k for k in dict.fromkeys(labelled.kinds.tolist()) if k != "pristine"]
-    above = {k: [] for k in kinds}
-    srcc = []
-    for photo in np.unique(labelled.photos):
-        for kind in kinds:
-            idx = labelled.series(photo, kind)
-            above[kind].append(bool(predicted[idx[0]] > predicted[idx[-1]]))
-            srcc.append(metrics.srcc(predicted[idx], labelled.scores[idx]))
-    every = np.all([above[k] for k in kinds], axis=0)
-    return {"above": {k: float(np.mean(v)) for k, v in above.items()},
-            "every_kind": float(np.mean(every)), "series_srcc": float(np.nanmean(srcc))}
+    series = measure.photo_series(
+        held_out_predictions(x, labelled.scores, labelled.photos, make), labelled)
+    return {"above": measure.pristine_above(series),
+            "every_kind": measure.pristine_above_every_kind(series),
+            "series_srcc": float(np.mean(list(measure.series_srcc(series, labelled).values())))}
 
 
 def probe(features: dict[str, np.ndarray], labelled) -> list[tuple]:

@@ -65,7 +65,7 @@ def test_labelled_set_is_written_once_with_certain_labels(tmp_path):
 
 
 def test_series_measures_count_every_test_series_of_every_split():
-    """series_srcc and pristine_above read each test photo's series from the
+    """series_srcc and pristine_above read each test photo's series (split_series) from the
     protocol's test predictions: here jpeg is predicted in order on every
     photo, darken in order except on camera, whose level 4 beats its pristine."""
     from types import SimpleNamespace
@@ -77,16 +77,17 @@ def test_series_measures_count_every_test_series_of_every_split():
     splits = [SimpleNamespace(test=test, test_prediction=prediction[test])
               for _, _, test in measure.splits(labelled, n_splits=20)]
     result = SimpleNamespace(splits=splits)
+    read = lambda: measure.split_series(result, labelled)
     in_test = [set(labelled.photos[s.test]) for s in splits]
     series = sum(len(p) for p in in_test)
     with_camera = sum("camera" in p for p in in_test)
     assert with_camera > 0
-    above = measure.pristine_above(result, labelled)
+    above = measure.pristine_above(read())
     assert above == {"jpeg": 1.0, "darken": pytest.approx(1 - with_camera / series)}
     # every kind at once: fails exactly on the test photos that are camera
-    assert measure.pristine_above_every_kind(result, labelled) == pytest.approx(
+    assert measure.pristine_above_every_kind(read()) == pytest.approx(
         1 - with_camera / series)
-    srcc = measure.series_srcc(result, labelled)
+    srcc = measure.series_srcc(read(), labelled)
     assert srcc["jpeg"] == pytest.approx(1.0)
     # camera's darken series ranks level 4 first: rank differences 1, 1, 1, 1, 1, 5,
     # SRCC 1 - 6 * 30 / (6 * 35) there
@@ -96,9 +97,9 @@ def test_series_measures_count_every_test_series_of_every_split():
     for split in splits:
         split.test_prediction = prediction[split.test]
     with_coffee = sum("coffee" in p for p in in_test)
-    assert measure.pristine_above(result, labelled)["jpeg"] == pytest.approx(
+    assert measure.pristine_above(read())["jpeg"] == pytest.approx(
         1 - with_coffee / series)
-    assert measure.pristine_above_every_kind(result, labelled) == pytest.approx(
+    assert measure.pristine_above_every_kind(read()) == pytest.approx(
         1 - (with_camera + with_coffee) / series)
 
 

@@ -67,43 +67,58 @@ def splits(labelled, *, n_splits: int = N_SPLITS, seed: int = 0):
     return make_splits(len(labelled), labelled.scenes, n_splits=n_splits, seed=seed)
 
 
-def _test_series(result, labelled):
+def split_series(result, labelled) -> list[tuple]:
     """(split number, photo, kind, indices, test predictions of one series: pristine,
-    then levels 0..4) for every test photo and kind of every split."""
+    then levels 0..4) for every test photo and kind of every split of ``result``."""
+    out = []
     for number, split in enumerate(result.splits):
         predicted = dict(zip(split.test.tolist(), split.test_prediction))
         for photo in np.unique(labelled.photos[split.test]):
             for kind in np.unique(labelled.kinds[split.test]):
                 if kind != "pristine":
                     idx = labelled.series(photo, kind)
-                    yield number, str(photo), str(kind), idx, np.array([predicted[i] for i in idx])
+                    out.append((number, str(photo), str(kind), idx,
+                                np.array([predicted[i] for i in idx])))
+    return out
 
 
-def series_srcc(result, labelled) -> dict[str, float]:
-    """Mean SRCC of test predictions within each (test photo, kind) series, per kind."""
+def photo_series(predicted, labelled) -> list[tuple]:
+    """The same tuples, as one group, from one prediction per image of ``labelled``
+    (e.g. each photo's from a regressor fitted without it): every photo, and the
+    kinds in the order of ``labelled``."""
+    predicted = np.asarray(predicted)
+    kinds = [k for k in dict.fromkeys(labelled.kinds.tolist()) if k != "pristine"]
+    return [(0, str(photo), str(kind), idx, predicted[idx])
+            for photo in np.unique(labelled.photos) for kind in kinds
+            for idx in [labelled.series(photo, kind)]]
+
+
+def series_srcc(series, labelled) -> dict[str, float]:
+    """Per kind, the mean SRCC of the predictions within each series
+    (:func:`split_series` or :func:`photo_series`) against the labels."""
     from reiqa_jax import metrics
 
     values: dict[str, list[float]] = {}
-    for _, _, kind, idx, predicted in _test_series(result, labelled):
+    for _, _, kind, idx, predicted in series:
         values.setdefault(kind, []).append(metrics.srcc(predicted, labelled.scores[idx]))
     return {kind: float(np.nanmean(v)) for kind, v in values.items()}
 
 
-def pristine_above(result, labelled) -> dict[str, float]:
-    """Per kind, the share of test series whose pristine picture is predicted
+def pristine_above(series) -> dict[str, float]:
+    """Per kind, the share of series whose pristine picture is predicted
     strictly above the kind's strongest level (level 4)."""
     values: dict[str, list[bool]] = {}
-    for _, _, kind, _, predicted in _test_series(result, labelled):
+    for _, _, kind, _, predicted in series:
         values.setdefault(kind, []).append(bool(predicted[0] > predicted[-1]))
     return {kind: float(np.mean(v)) for kind, v in values.items()}
 
 
-def pristine_above_every_kind(result, labelled) -> float:
-    """The share of test photos (over all splits) whose pristine picture is
-    predicted strictly above the strongest level of every kind at once: how
-    often the demo's example check would pass on a test photo drawn at random."""
+def pristine_above_every_kind(series) -> float:
+    """The share of photos (per group: a split's test photos) whose pristine
+    picture is predicted strictly above the strongest level of every kind at
+    once: how often the demo's example check would pass on a photo drawn at random."""
     photos: dict[tuple[int, str], bool] = {}
-    for number, photo, _, _, predicted in _test_series(result, labelled):
+    for number, photo, _, _, predicted in series:
         photos[number, photo] = photos.get((number, photo), True) and bool(
             predicted[0] > predicted[-1])
     return float(np.mean(list(photos.values())))
@@ -115,12 +130,13 @@ def measure(features, labelled, *, n_splits: int = N_SPLITS, seed: int = 0) -> M
 
     result = run_protocol(np.asarray(features, np.float64), labelled.scores, labelled.scenes,
                           n_splits=n_splits, seed=seed)
+    series = split_series(result, labelled)
     return Measured(
         srcc=float(result.srcc_median), plcc=float(result.plcc_median),
         per_split_srcc=[float(s.srcc) for s in result.splits],
-        series_srcc=series_srcc(result, labelled),
-        pristine_above=pristine_above(result, labelled),
-        pristine_above_every_kind=pristine_above_every_kind(result, labelled),
+        series_srcc=series_srcc(series, labelled),
+        pristine_above=pristine_above(series),
+        pristine_above_every_kind=pristine_above_every_kind(series),
         test_scenes=[sorted(set(labelled.scenes[s.test].tolist())) for s in result.splits],
         result=result)
 
