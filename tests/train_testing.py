@@ -42,9 +42,18 @@ def overrides(**extra) -> list[str]:
     return [f"--config.{k}={v}" for k, v in cfg.items()]
 
 
+# The trainer tests check what a run does (its log, checkpoints, resumption,
+# signals, processes), not XLA's machine code: LLVM without optimisation
+# compiles their tiny steps in about 2/3 of the time. Runs compared with each
+# other all get it; nothing compares them with an in-process computation.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
+
 def env(devices: int = 1) -> dict:
     # (the compilation cache folder of the session comes with os.environ: conftest.py)
-    return dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices), PYTHONUNBUFFERED="1")
+    flags = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), FAST_COMPILE) if f)
+    return dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices), PYTHONUNBUFFERED="1",
+                XLA_FLAGS=flags)
 
 
 def train_cmd(workdir, data, *extra_args, **config) -> list[str]:
