@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import textwrap
 
@@ -57,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # before a command took the signals over (reiqa_jax.interrupts)
         print("reiqa: interrupted", file=sys.stderr, flush=True)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`reiqa score ... | head`): stop quietly,
+        # with the status of a process that SIGPIPE ended, and keep Python's exit-time
+        # flush from failing on the same pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
 
 
 def _main(argv: list[str] | None) -> int:

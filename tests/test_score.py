@@ -201,6 +201,55 @@ def test_output_is_checked_first_and_never_replaced(setup, inputs, tmp_path, cap
     assert not (tmp_path / "mine.csv.partial").exists()
 
 
+def test_output_is_never_an_input_or_an_image_name(setup, inputs, tmp_path, capsys):
+    """-o names one of the inputs (an image in a folder given, a list given) or an
+    image file: refused in one line, even with --overwrite, and the file is kept."""
+    import shutil
+
+    folder = tmp_path / "photos"
+    shutil.copytree(inputs, folder)
+    image = folder / "a_good.jpg"
+    scan = folder / "scan.data"  # an image under another name, listed
+    scan.write_bytes(image.read_bytes())
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"path\n{image}\n{scan}\n")
+    kept = {path: path.read_bytes() for path in (image, scan, listing)}
+    for given, out, expected in ((folder, image, "is named as an image"),
+                                 (image, tmp_path / "new.png", "is named as an image"),
+                                 (listing, listing, "is one of the inputs"),
+                                 (listing, scan, "is one of the inputs")):
+        status = cli.main(["score", str(given), "--model", str(setup["model"]), "-o", str(out),
+                           "--overwrite", "--no-progress"])
+        _one_line(capsys, status, expected)
+    assert {path: path.read_bytes() for path in kept} == kept
+    assert not (tmp_path / "new.png").exists() and not list(tmp_path.rglob("*.partial"))
+
+
+def test_screen_output_stops_quietly_when_its_reader_goes(setup, many):
+    """`reiqa score ... | head -n 1` as a shell runs it: the pipe closes under a
+    running score; exit 141 (SIGPIPE's status), no traceback."""
+    import subprocess
+    import sys
+
+    command = (f"{sys.executable} -m reiqa_jax.cli score {many} --model {setup['model']} "
+               "--batch-size 1 --no-progress | head -n 1")
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True,
+                       text=True, timeout=300)
+    assert r.stdout == "path,score\n" and r.returncode == 141, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+
+
+def test_a_damaged_encoder_is_reported_before_any_row(setup, inputs, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(setup["model"], broken)
+    shutil.rmtree(broken / "quality")
+    _one_line(capsys, cli.main(["score", str(inputs / "a_good.jpg"), "--model", str(broken)]),
+              "quality encoder")
+    assert capsys.readouterr().out == ""
+
+
 def test_damaged_model_folders_are_one_line_and_made_with_normal_permissions(setup, inputs,
                                                                             tmp_path, capsys):
     import shutil

@@ -26,7 +26,8 @@ again scores only the rest. An existing OUT.csv is replaced only with
 known (when stopped: every finished row, in input order).
 
 Exit status: 0 all images scored, 1 some could not be scored, 2 usage error,
-130/143 stopped by SIGINT/SIGTERM (with -o: finished scores kept).
+130/143 stopped by SIGINT/SIGTERM (with -o: finished scores kept), 141 the
+reader of the screen output stopped reading (e.g. | head).
 
 Example:
   reiqa score photos/ more.jpg --model my_model -o scores.csv"""
@@ -74,10 +75,20 @@ def run(args) -> int:
             return error("reiqa score", str(exc), exc.status)
 
 
-def _check_output(out: Path, overwrite: bool) -> str | None:
-    """Why ``-o OUT`` cannot be written, or None (checked before anything is computed)."""
+def _check_output(out: Path, overwrite: bool, inputs) -> str | None:
+    """Why ``-o OUT`` cannot be written, or None (checked before anything is computed).
+
+    inputs: the paths given to score (and, once known, the images they name):
+    OUT is never one of them, even with --overwrite, nor named as an image."""
+    from reiqa_jax.inputs import IMAGE_EXTENSIONS
+
     if out.is_dir():
         return f"output {out} is a folder"
+    target = out.resolve()
+    if any(Path(path).resolve() == target for path in inputs):
+        return f"output {out} is one of the inputs; write the scores to another file"
+    if out.suffix.lower() in IMAGE_EXTENSIONS:
+        return f"output {out} is named as an image; the scores are a CSV (e.g. -o scores.csv)"
     if out.exists() and not overwrite:
         return f"output {out} exists; pass --overwrite to replace it"
     parent = unwritable_parent(out.absolute().parent)
@@ -94,14 +105,18 @@ def _run(args, stop) -> int:
         return error("reiqa score", "--max-pixels must be at least 1")
     if not args.save_every >= 0:
         return error("reiqa score", "--save-every must be 0 or more")
-    if args.output is not None and str(args.output) != "-":
-        problem = _check_output(args.output, args.overwrite)
+    to_file = args.output is not None and str(args.output) != "-"
+    if to_file:
+        problem = _check_output(args.output, args.overwrite, args.inputs)
         if problem:
             return error("reiqa score", problem)
     model = load_quality_model(args.model)
     expanded = expand_image_inputs(args.inputs, "reiqa score")
-    if args.output is None or str(args.output) == "-":
+    if not to_file:
         return _to_screen(args, stop, model, expanded.paths)
+    problem = _check_output(args.output, args.overwrite, expanded.paths)
+    if problem:
+        return error("reiqa score", problem)
     return _to_file(args, stop, model, expanded.paths, args.output)
 
 
@@ -188,6 +203,7 @@ def _to_screen(args, stop, model, paths: list[str]) -> int:
     stopped, the finished rows after the first unfinished one follow, in order)."""
     from reiqa_jax.scoring.model_dir import format_score
 
+    model.encoders(args.dtype)  # a damaged encoder folder: an error before any row
     unique = list(dict.fromkeys(paths))
     scores: dict[str, float] = {}
     failed: set[str] = set()
