@@ -26,6 +26,10 @@ def test_regress_cli(tmp_path, capsys):
     assert report["n_images"] == 120 and report["n_splits"] == 3 and report["n_groups"] == 12
     assert report["features"] == ["content", "quality"] and report["srcc_median"] > 0.8
     assert report["left_out"]["no_features"] == ["not_extracted.png"]
+    # the same command again replaces the earlier report in its folder
+    assert cli.main(argv) == 0 and sorted(p.name for p in out.iterdir()) == ["report.json",
+                                                                            "scatter.png"]
+    capsys.readouterr()
     # --save without recorded checkpoints: a one-line error naming the override flag.
     assert cli.main(argv + ["--save", str(tmp_path / "model")]) == 2
     err = capsys.readouterr().err
@@ -79,6 +83,7 @@ def test_outputs_are_checked_before_the_protocol(tmp_path, capsys, monkeypatch):
         (["--out", str(tmp_path / "r"), "--save", str(tmp_path / "m"), *ckpts],
          "not a reiqa-jax checkpoint"),
         (["--out", str(tmp_path / "r"), "--models", "lasso"], "models must be among"),
+        (["--out", str(mine)], "is not a report folder"),  # e.g. the user's image folder
     ]
     for extra, expected in cases:
         status = cli.main(["regress", str(feats), str(scores), "--no-progress", *extra])

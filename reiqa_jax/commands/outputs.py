@@ -40,6 +40,16 @@ def check_folder(path: Path, option: str) -> Path:
     return path
 
 
+def check_report_folder(path: Path, option: str = "--out") -> Path:
+    """A report folder: new, empty, or one an earlier report was written to
+    (holding report.json), whose report.json and scatter.png are replaced. A
+    folder of other things is never written into. Makes nothing."""
+    from reiqa_jax.output_paths import check_output_folder
+
+    return check_output_folder(path, kind="report", marker="report.json", overwrite=True,
+                               error=OutputError, label=f"{option} ")
+
+
 @dataclasses.dataclass
 class ModelSave:
     """A checked ``--save``: where the model folder goes and the encoders it copies."""

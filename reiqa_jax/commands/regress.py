@@ -52,7 +52,8 @@ def add_arguments(p) -> None:
     p.add_argument("scores_file", type=Path, metavar="SCORES.csv",
                    help="subjective scores: path,score[,group]")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
-                   help="folder for report.json and scatter.png")
+                   help="folder for report.json and scatter.png: new, empty, or an earlier "
+                        "report's (replaced); a folder of other things is refused")
     add_save_arguments(p)
     p.add_argument("--quality-ckpt", type=Path, metavar="DIR",
                    help="quality encoder checkpoint for --save (default: the one recorded "
@@ -102,7 +103,7 @@ def run(args) -> int:
 
 
 def _run(args, stop) -> int:
-    from reiqa_jax.commands.outputs import check_folder, check_save
+    from reiqa_jax.commands.outputs import check_report_folder, check_save
     from reiqa_jax.scoring.features import is_numpy_file, load_features
     from reiqa_jax.scoring.protocol import candidate_grid, run_protocol
     from reiqa_jax.scoring.report import format_table, write_report
@@ -112,7 +113,7 @@ def _run(args, stop) -> int:
         return error("reiqa regress", "--splits must be at least 1")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     candidate_grid(models)  # an unknown model: one line now, not after the features load
-    check_folder(args.out, "--out")
+    check_report_folder(args.out)
     if is_numpy_file(args.scores_file) and not is_numpy_file(args.features_file):
         return error("reiqa regress", f"{args.scores_file} is a numpy file and "
                      f"{args.features_file} is not: the arguments are the wrong way round "
