@@ -43,6 +43,8 @@ class WorkdirError(ReiqaError, OSError):
 def ensure_writable(workdir: Path) -> Path:
     """Creates ``workdir`` and proves a file can be written there."""
     workdir = Path(workdir).expanduser().absolute()
+    if workdir.exists() and not workdir.is_dir():
+        raise WorkdirError(f"workdir {workdir} is a file; give a folder")
     probe = workdir / f".write-test-{os.getpid()}-{jax.process_index()}"
     try:
         workdir.mkdir(parents=True, exist_ok=True)

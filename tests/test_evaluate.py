@@ -144,7 +144,12 @@ def test_evaluate_usage_errors(setup, tmp_path, capsys):
          "is not a model folder"),
         (["evaluate", "tid2013", "--manual_dir", str(manual), "--quality-ckpt", str(root / "q"),
           "--out", str(tmp_path / "o"), "--models", "lasso"], "models must be among"),
+        (["evaluate", "kadid10k", "--manual_dir", str(tmp_path / "empty"), "--quality-ckpt",
+          str(root / "q"), "--out", str(tmp_path / "o")],
+         f"manual_dir {tmp_path / 'empty'} is empty (reiqa evaluate kadid10k --instructions "
+         "lists the files it needs)"),
     ]
+    (tmp_path / "empty").mkdir()
     (tmp_path / "a_file").write_text("mine")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")

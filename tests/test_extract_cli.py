@@ -212,6 +212,8 @@ def test_help_version_and_usage_errors(capsys):
             cli.main(["extract", "--quality-ckpt", "q", "-o", "o.npz", *bad, "x.png"])
         err = capsys.readouterr().err
         assert info.value.code == 2 and "error: argument" in err and "Traceback" not in err
+        # the message fits the option named (no --batch-pixels-sized example for a count)
+        assert f"argument {bad[0]}: expected a whole number of at least 1" in err, err
 
 
 def test_checkpoint_problems_are_one_line_errors(ckpts, folder, tmp_path, capsys):

@@ -52,5 +52,12 @@ def test_scores_csv_and_join(tmp_path):
     bad.write_text("path,score\na.png,good\n")
     with pytest.raises(ScoresCsvError, match="not a number"):
         read_scores_csv(bad)
+    # a header alone, and an image given in the CSV's place: said as such, in one line
+    bad.write_text("path,score\n")
+    with pytest.raises(ScoresCsvError, match="has a header and no rows"):
+        read_scores_csv(bad)
+    bad.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\xff\xdb")
+    with pytest.raises(ScoresCsvError, match="is not a text file; give a scores CSV"):
+        read_scores_csv(bad)
 
 

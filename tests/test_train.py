@@ -210,6 +210,7 @@ def test_errors_before_any_compute(tmp_path, capsys, data):
     blocker.write_text("x")
     cases = [
         (["--workdir", str(blocker / "run")], "not writable"),
+        (["--workdir", str(blocker)], f"workdir {blocker} is a file; give a folder"),
         (["--workdir", str(tmp_path / "w"), "--config.nope=1"], "unknown config key nope"),
         (["--workdir", str(tmp_path / "w"), "--config.batch_size=many"], "--config.batch_size"),
         (["--workdir", str(tmp_path / "w"), "--config.data=" + str(tmp_path / "none")],

@@ -35,8 +35,8 @@ def _positive_int(text: str) -> int:
     """An integer >= 1, with an optional k / M / G suffix (powers of 1000)."""
     found = re.fullmatch(r"\s*([0-9][0-9_]*)\s*([kKmMgG]?)\s*", text)
     if not found or int(found.group(1)) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (e.g. 12000000 or 12M), "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1 (a k, M or G "
+                                         f"suffix multiplies by 1000, 10^6, 10^9), got {text!r}")
     return int(found.group(1)) * _SUFFIXES[found.group(2).lower()]
 
 

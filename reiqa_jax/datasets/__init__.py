@@ -121,6 +121,8 @@ def _prepare(name: str, manual_dir, *, data_dir, config: str, log):
     manual_dir = Path(manual_dir).expanduser()
     if not manual_dir.is_dir():
         raise DatasetError(f"manual_dir {manual_dir} is not a folder")
+    if not any(manual_dir.iterdir()):
+        raise DatasetError(f"manual_dir {manual_dir} is empty")
     builder = _build(name, manual_dir, data_dir=data_dir, config=config)
     built = _labels(builder)
     wanted = sorted(_record_labels(r) for r in builder.checked_records(manual_dir))
@@ -150,7 +152,8 @@ def _build(name: str, manual_dir: Path, *, data_dir, config: str):
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
     except AssertionError as exc:  # TFDS's own manual_dir checks
-        raise DatasetError(one_line(exc)[:300]) from None
+        # its first sentence: the rest repeats our instructions, which --instructions prints
+        raise DatasetError(one_line(exc).split(". ")[0]) from None
     return builder
 
 

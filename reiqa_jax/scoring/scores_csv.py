@@ -52,7 +52,10 @@ def read_scores_csv(path) -> ScoreRows:
         raise ScoresCsvError(f"{path} is a numpy file, not a scores CSV (path,score[,group])")
     try:
         rows = read_csv_table(path)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:
+        raise ScoresCsvError(f"{path} is not a text file; give a scores CSV "
+                             f"(path,score[,group])") from None
+    except (OSError, csv.Error) as exc:
         raise ScoresCsvError(f"cannot read {path}: {one_line(exc)}") from None
     if not rows:
         raise ScoresCsvError(f"{path} is empty")
@@ -68,7 +71,9 @@ def read_scores_csv(path) -> ScoreRows:
             if index is not None or key == "group":
                 columns[key] = index
         rows = rows[1:]
-    if rows and columns["score"] >= len(rows[0]):
+    if not rows:
+        raise ScoresCsvError(f"{path} has a header and no rows")
+    if columns["score"] >= len(rows[0]):
         raise ScoresCsvError(f"{path} has no score column (path,score[,group])")
     entries, scores, groups = [], [], []
     for number, row in enumerate(rows, start=first_line):
