@@ -127,3 +127,19 @@ def test_random_inits_of_every_seed_share_one_compiled_program(demo):
     assert init._cache_size() == 1   # one program for every seed
     assert not np.array_equal(kernels[0], kernels[1])
     assert not np.array_equal(kernels[1], kernels[2])
+
+
+def test_ctrl_c_outside_the_training_says_what_to_do(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the demo makes its pictures or measures (the training reports its
+    own stop): exit 130 and one line that says the rerun goes on."""
+    import reiqa_jax.demo
+    from reiqa_jax import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reiqa_jax.demo, "run_demo", interrupted)
+    assert cli.main(["demo", "--workdir", str(tmp_path / "d")]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"reiqa demo: interrupted; what is finished stays in {tmp_path / 'd'}: run "
+                   "the same command again to go on"], err

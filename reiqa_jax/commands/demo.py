@@ -1,6 +1,7 @@
 """``reiqa demo``: train a small quality encoder here and measure it on held-out photos."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 HELP = "train a small quality encoder and measure it on held-out photos (no download)"
@@ -43,4 +44,8 @@ def run(args) -> int:
         run_demo(args.workdir, train_steps=args.train_steps, seed=args.seed)
     except ReiqaError as exc:
         return error("reiqa demo", str(exc), status=exc.status)
+    except KeyboardInterrupt:  # Ctrl-C outside the training (which reports its own stop)
+        print(f"reiqa demo: interrupted; what is finished stays in {args.workdir}: run the "
+              f"same command again to go on", file=sys.stderr, flush=True)
+        return 130
     return 0
