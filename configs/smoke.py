@@ -6,7 +6,8 @@ the cache folder, see reiqa_jax.data.sources), 4 images per step, 5 distorted ve
 scales (12 crop pairs of 64 x 64 per image) from 256 x 256 windows, a queue of
 1,024 keys, LARS at the official rate 12 with a one-epoch warmup, and an EMA
 of 0.99 (0.999 lets the key encoder move too little in a run this short).
-Used by the tests and by ``reiqa demo``.
+The trainer's first look at a new machine; the tests shrink it further
+(``reiqa demo`` trains ``configs/demo.py``).
 
   reiqa train --config configs/smoke.py --workdir runs/smoke
 """
