@@ -149,7 +149,10 @@ def test_evaluate_usage_errors(setup, tmp_path, capsys):
          f"manual_dir {tmp_path / 'empty'} is empty (reiqa evaluate kadid10k --instructions "
          "lists the files it needs)"),
     ]
+    cases.append((["evaluate", "tid2013", "--manual_dir", str(manual), "--quality-ckpt",
+                   str(root / "q"), "--out", str(manual)], "is not a reiqa evaluate folder"))
     (tmp_path / "empty").mkdir()
+    before = {p: p.read_bytes() for p in manual.rglob("*") if p.is_file()}
     (tmp_path / "a_file").write_text("mine")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
@@ -162,6 +165,7 @@ def test_evaluate_usage_errors(setup, tmp_path, capsys):
     assert (tmp_path / "a_file").read_text() == "mine"
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
     assert not (tmp_path / "o").exists()  # nothing computed, nothing left behind
+    assert {p: p.read_bytes() for p in manual.rglob("*") if p.is_file()} == before
     assert cli.main(["evaluate", "csiq", "--instructions"]) == 0
     assert "csiq.DMOS.xlsx" in capsys.readouterr().out
 

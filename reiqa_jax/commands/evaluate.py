@@ -57,7 +57,9 @@ def add_arguments(p) -> None:
     p.add_argument("--manual_dir", "--manual-dir", dest="manual_dir", type=Path, metavar="DIR",
                    help="folder holding the dataset's official files")
     p.add_argument("--out", type=Path, metavar="DIR",
-                   help="output folder (default: out/evaluate/DATASET)")
+                   help="output folder (default: out/evaluate/DATASET): new, empty, or an "
+                        "earlier run's, whose caches are reused; a folder of other things is "
+                        "refused")
     p.add_argument("--data-dir", type=Path, metavar="DIR",
                    help="where the dataset build is kept (default: OUT/tfds)")
     p.add_argument("--batch-size", type=int, default=8,
@@ -100,7 +102,7 @@ def run(args) -> int:
 
 def _run(args, stop) -> int:
     from reiqa_jax import datasets
-    from reiqa_jax.commands.outputs import check_folder, check_save
+    from reiqa_jax.commands.outputs import check_evaluate_folder, check_folder, check_save
     from reiqa_jax.scoring.protocol import candidate_grid
 
     spec = datasets.spec(args.dataset)
@@ -125,7 +127,7 @@ def _run(args, stop) -> int:
     if args.lower_is_better and name != "iqa_csv":
         return error("reiqa evaluate", "--lower-is-better is for iqa_csv; the other datasets "
                      "know their score direction")
-    out = check_folder(args.out or Path("out/evaluate") / name, "--out")
+    out = check_evaluate_folder(args.out or Path("out/evaluate") / name)
     if args.data_dir is not None:
         check_folder(args.data_dir, "--data-dir")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())

@@ -40,6 +40,21 @@ def check_folder(path: Path, option: str) -> Path:
     return path
 
 
+def check_evaluate_folder(path: Path, option: str = "--out") -> Path:
+    """An output folder of ``reiqa evaluate``: new, empty, or one an earlier run
+    wrote to (holding its report, its feature cache or its dataset build, which
+    the run reuses or replaces). A folder of other things (e.g. the dataset's
+    own, whose scores.csv the run would replace) is never written into."""
+    from reiqa_jax.scoring.evaluate import FEATURES_DIR
+
+    path = check_folder(path, option)
+    own = ("report.json", FEATURES_DIR, "tfds")
+    if path.is_dir() and any(path.iterdir()) and not any((path / n).exists() for n in own):
+        raise OutputError(f"{option} {path} exists and is not a reiqa evaluate folder; choose a "
+                          f"new or empty folder (a folder of other things is never written into)")
+    return path
+
+
 def check_report_folder(path: Path, option: str = "--out") -> Path:
     """A report folder: new, empty, or one an earlier report was written to
     (holding report.json), whose report.json and scatter.png are replaced. A
