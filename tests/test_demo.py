@@ -143,3 +143,19 @@ def test_ctrl_c_outside_the_training_says_what_to_do(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"reiqa demo: interrupted; what is finished stays in {tmp_path / 'd'}: run "
                    "the same command again to go on"], err
+
+
+def test_curve_metrics_come_from_the_logged_steps_of_their_window_only():
+    """Loss / top-1 beside each curve point: the mean of the steps logged in its
+    window, never step 1 (random queue) and never a step from outside the window."""
+    from reiqa_jax.demo.report import metrics_near
+
+    rows = [{"step": s, "loss": float(s), "acc": 2.0 * s} for s in (1, *range(10, 101, 10))]
+    assert metrics_near(rows, 50, 20) == {"loss": 45.0, "top1": 90.0, "logged_steps": [40, 50]}
+    assert metrics_near(rows, 0, 20)["loss"] is None
+    assert metrics_near(rows, 10, 20)["logged_steps"] == [10]  # step 1 left out
+    assert metrics_near(rows, 1, 20)["logged_steps"] == [1]    # ... unless it is the point
+    # 8 steps logged every 10: only steps 1 and 8 are in the log
+    short = [rows[0], {"step": 8, "loss": 8.0, "acc": 16.0}]
+    assert metrics_near(short, 2, 10) == {"loss": None, "top1": None, "logged_steps": []}
+    assert metrics_near(short, 8, 10)["logged_steps"] == [8]

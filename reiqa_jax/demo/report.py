@@ -41,13 +41,15 @@ def now_utc() -> str:
 
 
 def metrics_near(rows: list[dict], step: int, window: int) -> dict:
-    """Mean loss / top-1 of the logged steps in (step - window, step]; None for
-    step 0 (no step has run: step 1's loss is against a queue of random keys,
-    not comparable with the later ones)."""
-    if step == 0:
+    """Mean loss / top-1 of the logged steps in (step - window, step], step 1
+    left out of later points (its loss is against a queue of random keys, not
+    comparable with the later ones); None when no such step was logged (step
+    0, or a run too short for its log interval) rather than a value from
+    outside the window."""
+    near = [r for r in rows if step - window < r["step"] <= step
+            and (r["step"] > 1 or step == 1)]
+    if not near:
         return {"loss": None, "top1": None, "logged_steps": []}
-    near = [r for r in rows if step - window < r["step"] <= step] or \
-        [min(rows, key=lambda r: abs(r["step"] - step))]
     return {"loss": float(np.mean([r["loss"] for r in near])),
             "top1": float(np.mean([r["acc"] for r in near])),
             "logged_steps": [int(r["step"]) for r in near]}
