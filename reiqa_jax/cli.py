@@ -53,6 +53,7 @@ class _PrintVersion(argparse.Action):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``reiqa`` program (argv None: sys.argv[1:]); the exit status."""
     try:
         return _main(argv)
     except KeyboardInterrupt:  # before a command took the signals over (reiqa_jax.interrupts)
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         # flush from failing on the same pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE
+    finally:
+        if argv is None:  # the program itself: its status is decided, whatever comes now
+            from reiqa_jax.interrupts import finish_quietly
+
+            finish_quietly()
 
 
 def _main(argv: list[str] | None) -> int:

@@ -88,3 +88,20 @@ class StopSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+def finish_quietly() -> None:
+    """For a program whose command has returned its exit status: a first SIGINT
+    or SIGTERM while the interpreter exits (JAX, torch and orbax take a moment
+    to shut down) no longer turns a finished run into 130 / 143; a second one
+    stops the process as usual. Only for the program itself (``reiqa`` and
+    ``tools/convert_torch_ckpt.py`` as run from a shell), never for a call
+    from Python code, whose handlers are its own."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def late(signum, frame):
+        signal.signal(signum, signal.SIG_DFL)
+
+    for sig in SIGNALS:
+        signal.signal(sig, late)

@@ -120,3 +120,29 @@ def test_tfds_progress_bars_stay_off_the_commands_output(tmp_path, capfd):
     assert len(builder.as_data_source()["train"]) == 3
     out, err = capfd.readouterr()
     assert out == "" and "examples" not in err and "Shuffling" not in err, err
+
+
+@pytest.mark.parametrize("program", ["reiqa_jax.cli", "reiqa_jax.commands.convert"])
+def test_a_signal_after_the_command_returned_keeps_its_exit_status(program, tmp_path):
+    """Run as a program (argv from sys.argv), a first Ctrl-C while the interpreter
+    exits leaves the status the command returned (here 2, a usage error); a
+    second one still stops the process."""
+    import signal
+
+    args = (["reiqa", "convert", str(tmp_path / "none.pth"), str(tmp_path / "out")]
+            if program.endswith("cli") else ["convert", str(tmp_path / "none.pth"),
+                                             str(tmp_path / "out")])
+    script = ("import importlib, os, signal, sys; sys.argv = {args!r};"
+              "status = importlib.import_module({program!r}).main();"
+              "os.kill(os.getpid(), signal.SIGINT); print('exiting', flush=True);"
+              "{second}sys.exit(status)")
+    once = subprocess.run([sys.executable, "-c", script.format(args=args, program=program,
+                                                               second="")],
+                          capture_output=True, text=True, timeout=120)
+    assert once.returncode == 2 and once.stdout == "exiting\n", once.stderr[-2000:]
+    assert "Traceback" not in once.stderr and "KeyboardInterrupt" not in once.stderr
+    twice = subprocess.run(
+        [sys.executable, "-c", script.format(args=args, program=program,
+                                             second="os.kill(os.getpid(), signal.SIGINT);")],
+        capture_output=True, text=True, timeout=120)
+    assert twice.returncode == -signal.SIGINT, twice.stderr[-2000:]

@@ -84,6 +84,12 @@ def main(argv=None, *, prog: str | None = None) -> int:
     """
     import argparse
 
+    from reiqa_jax.interrupts import finish_quietly
+
     parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     add_arguments(parser)
-    return run(parser.parse_args(argv), prog=parser.prog)
+    try:
+        return run(parser.parse_args(argv), prog=parser.prog)
+    finally:
+        if argv is None:  # the program itself: its status is decided, whatever comes now
+            finish_quietly()
