@@ -267,7 +267,8 @@ def torch_to_reiqa(src_pth, out_dir, *, ema: bool = False,
     check = check or (lambda: None)
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
-        raise ConversionError(f"{out_dir} already exists and is not an empty directory")
+        raise ConversionError(f"{out_dir} already exists and is not an empty directory; "
+                              f"choose a new name (reiqa convert never replaces an output)")
     prepare_output(out_dir)
     obj = load_pth(src_pth)
     check()
@@ -362,7 +363,8 @@ def reiqa_to_torch(ckpt_dir, out_pth, *, check: Callable[[], None] | None = None
     check = check or (lambda: None)
     out_pth = os.fspath(out_pth)
     if os.path.exists(out_pth):
-        raise ConversionError(f"{out_pth} already exists")
+        raise ConversionError(f"{out_pth} already exists; choose a new name (reiqa convert "
+                              f"never replaces an output)")
     if os.path.isfile(ckpt_dir):
         hint = ("; to convert a PyTorch .pth to ours, drop --to-torch"
                 if _is_torch_file(os.fspath(ckpt_dir)) else "")

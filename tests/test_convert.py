@@ -292,8 +292,9 @@ def test_cli_errors_exit_2(tiny, capsys):
     src = _save(tiny["dir"], "cli.pth", tiny["sd"])
     ours = torch_to_reiqa(src, tiny["dir"] / "cli")
     assert main([str(src), ours]) == 2
-    assert "already exists" in capsys.readouterr().err
-    with pytest.raises(ConversionError, match="already exists"):
+    assert "already exists and is not an empty directory; choose a new name" in \
+        capsys.readouterr().err
+    with pytest.raises(ConversionError, match="already exists; choose a new name"):
         reiqa_to_torch(ours, src)
 
 
