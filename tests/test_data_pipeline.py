@@ -119,6 +119,14 @@ def test_unreadable_image_is_skipped_counted_and_replaced(photos, tmp_path, caps
     # a list with nothing readable is an error, not an endless loop
     with pytest.raises(RuntimeError, match="unreadable images in a row"):
         LoadSlot(_spec([str(bad)] * 3, max_tries=3))(0)
+    capsys.readouterr()
+    # one loader (as in one input process) over three epochs: each bad file is
+    # counted every time it is drawn and named once
+    loader = LoadSlot(spec)
+    skipped = sum(int(loader(e)["skipped"]) for e in range(spec.steps_per_epoch * 4 * 3))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert skipped >= 6 and len(lines) == 2, lines
+    assert sum("broken.jpg" in line for line in lines) == 1
 
 
 def test_iterator_from_a_step_continues_the_full_sequence(photos):

@@ -178,6 +178,9 @@ class LoadSlot:
 
     def __init__(self, spec: InputSpec):
         self.spec = spec
+        # Paths already named on stderr by this input process: a file that stays
+        # unreadable is named once, its later draws only counted (skipped_images).
+        self._named: set[str] = set()
 
     def _decode(self, path: str) -> np.ndarray:
         from reiqa_jax.images import DEFAULT_MAX_PIXELS, open_image
@@ -210,9 +213,13 @@ class LoadSlot:
                 break
             except (ImageLoadError, OSError, _Unusable) as exc:
                 skipped += 1
-                # one write, so lines of the input threads never run together
-                sys.stderr.write(f"reiqa train: skipped unreadable image {path}: {exc}\n")
-                sys.stderr.flush()
+                if path not in self._named:
+                    self._named.add(path)
+                    # one write, so lines of the input threads never run together
+                    sys.stderr.write(f"reiqa train: skipped unreadable image {path}: {exc} "
+                                     f"(its later draws are skipped without a line; "
+                                     f"metrics.jsonl counts them as skipped_images)\n")
+                    sys.stderr.flush()
         else:
             raise RuntimeError(f"{spec.max_tries} unreadable images in a row (step {step + 1});"
                                f" check the training data")
