@@ -28,22 +28,24 @@ def unwritable_parent(path) -> Path | None:
     return parent
 
 
-def check_output_folder(path, *, kind: str, marker: str, overwrite: bool,
+def check_output_folder(path, *, kind: str, marker: str | tuple[str, ...], overwrite: bool,
                         error: type[ReiqaError], label: str = "", what: str | None = None
                         ) -> Path:
     """``path`` if a folder of ``kind`` may be written there; raises ``error`` otherwise.
 
     marker: the name inside a folder that makes it one of ``kind`` (e.g.
-    ``reiqa.json``). overwrite: whether an existing folder of ``kind`` may be
-    replaced (or written into again). label: what to call ``path`` in the
-    message (e.g. ``"OUT "``); what: what the folder is for (default ``kind``).
+    ``reiqa.json``), or several names, any of which does. overwrite: whether
+    an existing folder of ``kind`` may be replaced (or written into again).
+    label: what to call ``path`` in the message (e.g. ``"OUT "``); what: what
+    the folder is for (default ``kind``).
     """
     path = Path(path)
     shown = f"{label}{path}"
     if path.exists() and not path.is_dir():
         raise error(f"{shown} is a file; give a folder for the {what or kind}")
     if path.is_dir() and any(path.iterdir()):
-        if not (path / marker).exists():
+        markers = (marker,) if isinstance(marker, str) else marker
+        if not any((path / name).exists() for name in markers):
             raise error(f"{shown} exists and is not a {kind} folder; choose a new or empty "
                         f"folder (a folder of other things is never written into)")
         if not overwrite:

@@ -45,14 +45,12 @@ def check_evaluate_folder(path: Path, option: str = "--out") -> Path:
     wrote to (holding its report, its feature cache or its dataset build, which
     the run reuses or replaces). A folder of other things (e.g. the dataset's
     own, whose scores.csv the run would replace) is never written into."""
+    from reiqa_jax.output_paths import check_output_folder
     from reiqa_jax.scoring.evaluate import FEATURES_DIR
 
-    path = check_folder(path, option)
-    own = ("report.json", FEATURES_DIR, "tfds")
-    if path.is_dir() and any(path.iterdir()) and not any((path / n).exists() for n in own):
-        raise OutputError(f"{option} {path} exists and is not a reiqa evaluate folder; choose a "
-                          f"new or empty folder (a folder of other things is never written into)")
-    return path
+    return check_output_folder(path, kind="reiqa evaluate",
+                               marker=("report.json", FEATURES_DIR, "tfds"), overwrite=True,
+                               error=OutputError, label=f"{option} ", what="output")
 
 
 def check_report_folder(path: Path, option: str = "--out") -> Path:
