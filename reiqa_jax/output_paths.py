@@ -18,6 +18,19 @@ from pathlib import Path
 from reiqa_jax.errors import ReiqaError
 
 
+def not_a_plain_file(path) -> str | None:
+    """Why ``path`` must not be replaced by an output file written under a
+    temporary name and moved into place, or None: a link (the move would
+    replace the link, not its target) or a device, FIFO or socket (e.g.
+    /dev/stdout, which the move would replace for the whole system)."""
+    path = Path(path)
+    if path.is_symlink():
+        return f"{path} is a link; give the file's own path"
+    if path.exists() and not path.is_file() and not path.is_dir():
+        return f"{path} is a device, FIFO or socket, not a file; give a file path"
+    return None
+
+
 def unwritable_parent(path) -> Path | None:
     """The nearest existing folder above (or at) ``path`` when it cannot be
     written in, else None: creating ``path`` would fail there."""

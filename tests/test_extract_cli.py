@@ -132,6 +132,13 @@ def test_output_is_checked_before_anything_is_computed(ckpts, folder, tmp_path, 
     code = cli.main(argv)
     line = _one_error_line(capsys.readouterr().err, code)
     assert "cannot write" in line and str(blocker) in line
+    # a FIFO or a link as the output: refused, even with --overwrite, and left as it is
+    os.mkfifo(tmp_path / "fifo.npz")
+    (tmp_path / "link.npz").symlink_to(blocker)
+    for name, expected in (("fifo.npz", "is a device, FIFO or socket"), ("link.npz", "is a link")):
+        code = cli.main(argv[:4] + [str(tmp_path / name), "--overwrite", str(folder)])
+        assert expected in _one_error_line(capsys.readouterr().err, code)
+    assert (tmp_path / "link.npz").is_symlink() and not (tmp_path / "fifo.npz").is_file()
     if os.geteuid() != 0:  # root ignores permissions
         locked = tmp_path / "read_only"
         locked.mkdir(mode=0o555)

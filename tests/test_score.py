@@ -225,6 +225,32 @@ def test_output_is_never_an_input_or_an_image_name(setup, inputs, tmp_path, caps
     assert not (tmp_path / "new.png").exists() and not list(tmp_path.rglob("*.partial"))
 
 
+def test_output_is_never_a_link_or_a_special_file_and_any_file_name_is_written(
+        setup, inputs, tmp_path, capsys):
+    """-o a link (replacing it would leave its target as it was) or a FIFO (or a
+    device such as /dev/stdout, which a move would replace): refused in one line,
+    even with --overwrite. An input whose name is not UTF-8 is written back as its
+    own bytes, as on the screen."""
+    real = tmp_path / "real.csv"
+    real.write_text("mine\n")
+    (tmp_path / "link.csv").symlink_to(real)
+    os.mkfifo(tmp_path / "fifo.csv")
+    for out, expected in (("link.csv", "is a link"), ("fifo.csv", "is a device, FIFO or socket")):
+        status = cli.main(["score", str(inputs / "a_good.jpg"), "--model", str(setup["model"]),
+                           "-o", str(tmp_path / out), "--overwrite", "--no-progress"])
+        _one_line(capsys, status, expected)
+    assert (tmp_path / "link.csv").is_symlink() and real.read_text() == "mine\n"
+    assert not (tmp_path / "fifo.csv").is_file()
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    name = os.fsdecode(b"caf\xe9.jpg")  # a Latin-1 byte: no UTF-8 name
+    (odd / name).write_bytes((inputs / "a_good.jpg").read_bytes())
+    assert cli.main(["score", str(odd), "--model", str(setup["model"]), "-o",
+                     str(tmp_path / "odd.csv"), "--no-progress"]) == 0
+    assert b"caf\xe9.jpg," in (tmp_path / "odd.csv").read_bytes()
+    assert not (tmp_path / "odd.csv.partial").exists()
+
+
 def test_screen_output_stops_quietly_when_its_reader_goes(setup, many):
     """`reiqa score ... | head -n 1` as a shell runs it: the pipe closes under a
     running score; exit 141 (SIGPIPE's status), no traceback."""

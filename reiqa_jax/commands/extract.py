@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reiqa_jax.dtypes import INFERENCE_DTYPES
 from reiqa_jax.errors import error, one_line
+from reiqa_jax.output_paths import not_a_plain_file
 
 HELP = "Re-IQA features of images into an .npz file"
 DESCRIPTION = ("Computes Re-IQA features as the released demos do (full + half scale, "
@@ -149,6 +150,9 @@ def _run(args, stop) -> int:
     final = npz_path(args.output)
     if final.is_dir():
         return error("reiqa extract", f"output {final} is a folder")
+    special = not_a_plain_file(final)
+    if special:
+        return error("reiqa extract", f"output {special}")
     if final.exists() and not args.overwrite:
         return error("reiqa extract", f"output {final} exists; pass --overwrite to replace it")
     settings = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reiqa_jax.dtypes import INFERENCE_DTYPES
 from reiqa_jax.errors import ReiqaError, error, one_line
-from reiqa_jax.output_paths import unwritable_parent
+from reiqa_jax.output_paths import not_a_plain_file, unwritable_parent
 
 HELP = "quality scores of images (CSV path,score; higher = better)"
 DESCRIPTION = """\
@@ -84,6 +84,9 @@ def _check_output(out: Path, overwrite: bool, inputs) -> str | None:
 
     if out.is_dir():
         return f"output {out} is a folder"
+    special = not_a_plain_file(out)
+    if special:
+        return f"output {special} (without -o the scores go to the screen)"
     target = out.resolve()
     if any(Path(path).resolve() == target for path in inputs):
         return f"output {out} is one of the inputs; write the scores to another file"
@@ -189,7 +192,9 @@ def _write_csv(out: Path, rows) -> None:
 
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        # surrogateescape: a file name that is not UTF-8 is written back as its own
+        # bytes, as on the screen
+        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(["path", "score"])
             writer.writerows([path, format_score(score)] for path, score in rows)
