@@ -2,6 +2,9 @@
 import csv
 import json
 import math
+import os
+import signal
+import time
 
 import pytest
 
@@ -129,20 +132,25 @@ def test_random_inits_of_every_seed_share_one_compiled_program(demo):
     assert not np.array_equal(kernels[1], kernels[2])
 
 
-def test_ctrl_c_outside_the_training_says_what_to_do(tmp_path, monkeypatch, capsys):
-    """Ctrl-C while the demo makes its pictures or measures (the training reports its
-    own stop): exit 130 and one line that says the rerun goes on."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_outside_the_training_says_what_to_do(signum, tmp_path, monkeypatch, capsys):
+    """Ctrl-C or SIGTERM while the demo makes its pictures or measures (the training
+    reports its own stop): exit 130 / 143 and one line that says the rerun goes on."""
     import reiqa_jax.demo
     from reiqa_jax import cli
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signum)
+        time.sleep(10)  # the signal arrives during the work
+        raise AssertionError("the signal did not stop the demo")
 
-    monkeypatch.setattr(reiqa_jax.demo, "run_demo", interrupted)
-    assert cli.main(["demo", "--workdir", str(tmp_path / "d")]) == 130
+    monkeypatch.setattr(reiqa_jax.demo, "run_demo", signalled)
+    previous = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["demo", "--workdir", str(tmp_path / "d")]) == 128 + signum
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"reiqa demo: interrupted; what is finished stays in {tmp_path / 'd'}: run "
-                   "the same command again to go on"], err
+    assert err == [f"reiqa demo: stopped by {signal.Signals(signum).name}; what is finished "
+                   f"stays in {tmp_path / 'd'}: run the same command again to go on"], err
+    assert signal.getsignal(signal.SIGTERM) is previous  # the handler is put back
 
 
 def test_curve_metrics_come_from_the_logged_steps_of_their_window_only():

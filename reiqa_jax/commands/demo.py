@@ -1,6 +1,7 @@
 """``reiqa demo``: train a small quality encoder here and measure it on held-out photos."""
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -40,12 +41,26 @@ def run(args) -> int:
     from reiqa_jax.errors import ReiqaError
 
     enable_compile_cache()
+    # SIGTERM outside the training (which takes both signals over and reports its
+    # own stop) unwinds as Ctrl-C does, so that both say what to do next.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         run_demo(args.workdir, train_steps=args.train_steps, seed=args.seed)
     except ReiqaError as exc:
         return error("reiqa demo", str(exc), status=exc.status)
-    except KeyboardInterrupt:  # Ctrl-C outside the training (which reports its own stop)
-        print(f"reiqa demo: interrupted; what is finished stays in {args.workdir}: run the "
-              f"same command again to go on", file=sys.stderr, flush=True)
-        return 130
+    except (KeyboardInterrupt, _Terminated) as exc:
+        name = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT"
+        print(f"reiqa demo: stopped by {name}; what is finished stays in {args.workdir}: run "
+              f"the same command again to go on", file=sys.stderr, flush=True)
+        return 143 if isinstance(exc, _Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised where the demo is (outside its training)."""
+
+
+def _terminated(signum, frame):
+    raise _Terminated
