@@ -63,17 +63,28 @@ def export_run(workdir, out, *, step: int | None = None, overwrite: bool = False
     out = check_export_target(workdir, out, overwrite=overwrite)
     manager = checkpoint_manager(workdir, keep=config.keep_checkpoints, read_only=True)
     try:
-        step = manager.latest_step() if step is None else step
-        if step is None or step not in manager.all_steps():
-            raise ExportError(f"no checkpoint {'' if step is None else step} in "
-                              f"{workdir / 'checkpoints'}")
-        meta = read_meta(manager, step)
-        tx = optim.make_optimizer(config)
-        # Everything onto this process's first device: the run may have had others.
-        one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-        target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=one),
-                              abstract_state(config, tx, int(meta["devices"])))
-        tree, meta = restore_checkpoint(manager, step, state_tree(target))
+        steps = sorted(manager.all_steps())
+        if not steps:
+            raise ExportError(f"no checkpoint in {workdir / 'checkpoints'} yet")
+        step = steps[-1] if step is None else step
+        if step not in steps:
+            raise ExportError(f"no checkpoint {step} in {workdir / 'checkpoints'}; it holds "
+                              f"steps {', '.join(map(str, steps))}")
+        try:
+            meta = read_meta(manager, step)
+            tx = optim.make_optimizer(config)
+            # Everything onto this process's first device: the run may have had others.
+            one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=one),
+                                  abstract_state(config, tx, int(meta["devices"])))
+            tree, meta = restore_checkpoint(manager, step, state_tree(target))
+        except ReiqaError:
+            raise
+        except (OSError, ValueError, RuntimeError) as exc:
+            # e.g. a running `reiqa train` pruned the checkpoint while it was read
+            raise ExportError(f"could not read checkpoint {step} of {workdir} (if reiqa train "
+                              f"is still running there, it may have replaced it: run export "
+                              f"again): {one_line(exc, first_line=True)}") from None
     finally:
         manager.close()
     arrays = model_arrays_of(TrainState(**tree))

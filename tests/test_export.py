@@ -122,3 +122,23 @@ def test_out_holding_other_things_or_a_file_is_refused(run, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
     config = json.loads((workdir / "config.json").read_text())
     assert config["model"]["width"] == 0.125  # still the run's own
+
+
+def test_a_missing_or_unreadable_checkpoint_is_one_line(run, tmp_path, capsys):
+    """A step that is not there names those that are; a checkpoint whose data
+    cannot be read (as when a running `reiqa train` prunes it mid-read) is one
+    line that says to run export again, not a traceback."""
+    import shutil
+
+    _, workdir = run
+    status = cli.main(["export", str(workdir), str(tmp_path / "a"), "--step", "5"])
+    one_line_error(capsys, status, "; it holds steps 3")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(workdir, damaged)
+    files = [p for p in (damaged / "checkpoints" / "3").rglob("d/*") if p.is_file()]
+    assert files
+    for data in files:
+        data.write_bytes(b"\0")
+    status = cli.main(["export", str(damaged), str(tmp_path / "b")])
+    one_line_error(capsys, status, "could not read checkpoint 3 of")
+    assert not (tmp_path / "b").exists()
