@@ -8,6 +8,7 @@ written (never the run itself, a file, or a folder of the user's);
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import jax
@@ -81,12 +82,30 @@ def export_run(workdir, out, *, step: int | None = None, overwrite: bool = False
         except ReiqaError:
             raise
         except (OSError, ValueError, RuntimeError) as exc:
-            # e.g. a running `reiqa train` pruned the checkpoint while it was read
+            # e.g. a running `reiqa train` pruned the checkpoint while it was read. The
+            # reads of the other arrays end later, on orbax's closed event loop: each
+            # would print a traceback ("Event loop is closed") after our one line.
+            _quiet_closed_loop_callbacks()
+            reason = one_line(exc, first_line=True).split(" [tensorstore_spec")[0]
             raise ExportError(f"could not read checkpoint {step} of {workdir} (if reiqa train "
                               f"is still running there, it may have replaced it: run export "
-                              f"again): {one_line(exc, first_line=True)}") from None
+                              f"again): {reason}") from None
     finally:
         manager.close()
     arrays = model_arrays_of(TrainState(**tree))
     return write_model(arrays, config, out, epoch=int(meta["step"]) // int(meta["steps_per_epoch"]),
                        meta={"workdir": str(workdir)})
+
+
+def _quiet_closed_loop_callbacks() -> None:
+    """From now on, drop the "Event loop is closed" errors that the pending
+    reads of a failed orbax restore raise in the background (reported through
+    ``sys.unraisablehook``); every other one is reported as before."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not (isinstance(unraisable.exc_value, RuntimeError)
+                and "Event loop is closed" in str(unraisable.exc_value)):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
