@@ -79,8 +79,9 @@ class RunLock:
     stops with the same line instead of waiting on its peers.
     """
 
-    def __init__(self, workdir: Path):
-        self.path = Path(workdir) / LOCK
+    def __init__(self, workdir: Path, program: str = "reiqa train", name: str = LOCK):
+        self.path = Path(workdir) / name
+        self.program = program
         self._fd: int | None = None
 
     def _take(self) -> str | None:
@@ -93,7 +94,8 @@ class RunLock:
             os.close(fd)
             return holder or "another process"
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"reiqa train, process {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+        os.pwrite(fd, f"{self.program}, process {os.getpid()} on {os.uname().nodename}\n"
+                  .encode(), 0)
         self._fd = fd
         return None
 
@@ -108,7 +110,7 @@ class RunLock:
             holder = None if int(taken) else (holder or "another run")
         if holder is not None:
             raise WorkdirError(f"{self.path.parent} is in use by {holder}; wait for that run "
-                               f"to end or stop it first (one reiqa train per workdir)")
+                               f"to end or stop it first (one {self.program} per workdir)")
         return self
 
     def __exit__(self, *exc) -> None:

@@ -167,3 +167,20 @@ def test_curve_metrics_come_from_the_logged_steps_of_their_window_only():
     short = [rows[0], {"step": 8, "loss": 8.0, "acc": 16.0}]
     assert metrics_near(short, 2, 10) == {"loss": None, "top1": None, "logged_steps": []}
     assert metrics_near(short, 8, 10)["logged_steps"] == [8]
+
+
+def test_a_second_demo_in_the_same_workdir_is_refused_before_it_writes(tmp_path, capsys):
+    """One demo per workdir: while one holds it, another stops in one line (exit 2)
+    and writes nothing there (two at once rewrote each other's pictures)."""
+    from reiqa_jax import cli
+    from reiqa_jax.demo.training import DEMO_LOCK
+    from reiqa_jax.workdir import RunLock
+
+    work = tmp_path / "d"
+    work.mkdir()
+    with RunLock(work, program="reiqa demo", name=DEMO_LOCK):
+        assert cli.main(["demo", "--workdir", str(work)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"is in use by reiqa demo, process {os.getpid()}" in err[0], err
+    assert "one reiqa demo per workdir" in err[0]
+    assert os.listdir(work) == [DEMO_LOCK]

@@ -41,11 +41,34 @@ def _log(message: str) -> None:
     print(f"reiqa demo: {message}", file=sys.stderr, flush=True)
 
 
-def run_demo(workdir, *, train_steps: int | None = None, seed: int = 0,
-             overrides: dict | None = None, photos=photos_lib.TEST, kinds=kinds_lib.KINDS,
-             n_splits: int = 20, random_seeds=RANDOM_SEEDS, example_photo: str = EXAMPLE_PHOTO,
-             quiet: bool = False) -> dict:
+def run_demo(workdir, **options) -> dict:
     """Runs the demo (module docstring) in ``workdir``; returns the report dict.
+
+    One demo at a time in a workdir (``DEMO_LOCK``, as ``reiqa train``'s lock):
+    a second is refused in one line before it writes anything. options: those
+    of :func:`_run_demo`.
+    """
+    from reiqa_jax.demo import training
+    from reiqa_jax.workdir import RunLock, WorkdirError
+
+    workdir = Path(workdir).absolute()
+    training.check_workdir(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = RunLock(workdir, program="reiqa demo", name=training.DEMO_LOCK).__enter__()
+    except WorkdirError as exc:
+        raise training.DemoError(str(exc)) from None
+    try:
+        return _run_demo(workdir, **options)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _run_demo(workdir: Path, *, train_steps: int | None = None, seed: int = 0,
+              overrides: dict | None = None, photos=photos_lib.TEST, kinds=kinds_lib.KINDS,
+              n_splits: int = 20, random_seeds=RANDOM_SEEDS, example_photo: str = EXAMPLE_PHOTO,
+              quiet: bool = False) -> dict:
+    """The demo in a checked and locked ``workdir``.
 
     train_steps: the run's length (default: ``configs/demo.py``'s; the warmup
     stays the same fraction of it). seed: the training seed. overrides:
@@ -56,8 +79,6 @@ def run_demo(workdir, *, train_steps: int | None = None, seed: int = 0,
     from reiqa_jax.demo import measure, training
     from reiqa_jax.demo.iqa_set import make_labelled_set
 
-    workdir = Path(workdir).absolute()
-    training.check_workdir(workdir)
     started = time.time()
     seconds = {}
     load = [os.getloadavg()[0]]

@@ -69,6 +69,10 @@ def prepare(config, workdir) -> None:
                             f"({'; '.join(differ[:3])}); choose another --workdir or delete it")
 
 
+# The demo's own lock in its workdir (its training holds train/lock as well).
+DEMO_LOCK = "demo.lock"
+
+
 def check_workdir(workdir: Path) -> None:
     """Refuses (DemoError) a ``workdir`` the demo must not write into: a file,
     or a folder of other things (a demo folder holds ``train/``; an empty or
@@ -76,8 +80,8 @@ def check_workdir(workdir: Path) -> None:
     from reiqa_jax.output_paths import check_output_folder
     from reiqa_jax.scoring.model_dir import check_model_target
 
-    check_output_folder(workdir, kind="demo", marker="train", overwrite=True, error=DemoError,
-                        what="demo's outputs")
+    check_output_folder(workdir, kind="demo", marker=("train", DEMO_LOCK), overwrite=True,
+                        error=DemoError, what="demo's outputs")
     check_model_target(workdir / "model", overwrite=True)
 
 
