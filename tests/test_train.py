@@ -72,6 +72,7 @@ def test_run_logs_every_step_and_writes_its_record(reference):
     # the file whose header cannot be read is counted once, up front
     unusable = [l for l in r.stderr.splitlines() if "unreadable header" in l]
     assert len(unusable) == 1 and "1 of the 11 training images" in unusable[0], r.stderr[-2000:]
+    assert "(e.g. photo_99_corrupt.jpg)" in unusable[0]
     run = json.loads((workdir / "run.json").read_text())
     assert run["devices"] == 1 and "revision" in run["git"]
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
