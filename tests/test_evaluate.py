@@ -151,6 +151,8 @@ def test_evaluate_usage_errors(setup, tmp_path, capsys):
     ]
     cases.append((["evaluate", "tid2013", "--manual_dir", str(manual), "--quality-ckpt",
                    str(root / "q"), "--out", str(manual)], "is not a reiqa evaluate folder"))
+    cases.append((["evaluate", "tid2013", "--manual_dir", str(manual), "--quality-ckpt",
+                   str(root / "q"), "--batch-size", "0"], "error: --batch-size must be at least 1"))
     (tmp_path / "empty").mkdir()
     before = {p: p.read_bytes() for p in manual.rglob("*") if p.is_file()}
     (tmp_path / "a_file").write_text("mine")

@@ -121,8 +121,9 @@ def _run(args, stop) -> int:
                                            f"(make one with reiqa convert)")
     if not args.manual_dir.is_dir():
         return error("reiqa evaluate", f"--manual_dir {args.manual_dir} is not a folder")
-    if args.batch_size < 1 or args.splits < 1:
-        return error("reiqa evaluate", "--batch-size and --splits must be at least 1")
+    for flag, value in (("--batch-size", args.batch_size), ("--splits", args.splits)):
+        if value < 1:
+            return error("reiqa evaluate", f"{flag} must be at least 1")
     name = spec.name
     if args.lower_is_better and name != "iqa_csv":
         return error("reiqa evaluate", "--lower-is-better is for iqa_csv; the other datasets "
