@@ -71,6 +71,10 @@ def export_run(workdir, out, *, step: int | None = None, overwrite: bool = False
         if step not in steps:
             raise ExportError(f"no checkpoint {step} in {workdir / 'checkpoints'}; it holds "
                               f"steps {', '.join(map(str, steps))}")
+        # A failed read leaves orbax's other reads to end on its closed event loop,
+        # each with an "Event loop is closed" error, from the first failure on:
+        # those are dropped (the failure itself is reported below, in one line).
+        previous_hook = _quiet_closed_loop_callbacks()
         try:
             meta = read_meta(manager, step)
             tx = optim.make_optimizer(config)
@@ -82,14 +86,12 @@ def export_run(workdir, out, *, step: int | None = None, overwrite: bool = False
         except ReiqaError:
             raise
         except (OSError, ValueError, RuntimeError) as exc:
-            # e.g. a running `reiqa train` pruned the checkpoint while it was read. The
-            # reads of the other arrays end later, on orbax's closed event loop: each
-            # would print a traceback ("Event loop is closed") after our one line.
-            _quiet_closed_loop_callbacks()
+            # e.g. a running `reiqa train` pruned the checkpoint while it was read
             reason = one_line(exc, first_line=True).split(" [tensorstore_spec")[0]
             raise ExportError(f"could not read checkpoint {step} of {workdir} (if reiqa train "
                               f"is still running there, it may have replaced it: run export "
                               f"again): {reason}") from None
+        sys.unraisablehook = previous_hook  # read whole: nothing left to drop
     finally:
         manager.close()
     arrays = model_arrays_of(TrainState(**tree))
@@ -97,10 +99,11 @@ def export_run(workdir, out, *, step: int | None = None, overwrite: bool = False
                        meta={"workdir": str(workdir)})
 
 
-def _quiet_closed_loop_callbacks() -> None:
-    """From now on, drop the "Event loop is closed" errors that the pending
+def _quiet_closed_loop_callbacks():
+    """Drops, from now on, the "Event loop is closed" errors that the pending
     reads of a failed orbax restore raise in the background (reported through
-    ``sys.unraisablehook``); every other one is reported as before."""
+    ``sys.unraisablehook``); every other one is reported as before. Returns the
+    hook it replaced."""
     previous = sys.unraisablehook
 
     def hook(unraisable):
@@ -109,3 +112,4 @@ def _quiet_closed_loop_callbacks() -> None:
             previous(unraisable)
 
     sys.unraisablehook = hook
+    return previous
