@@ -527,10 +527,9 @@ def report_small_pictures(config, paths: list[str], classes) -> None:
               f"{region}-pixel crop region on a side, so their crops hold zero padding, as "
               f"the official CenterCrop's (e.g. {examples})", file=sys.stderr, flush=True)
     if classes.unusable:
-        from reiqa_jax.data.pipeline import MIN_SIDE
+        from reiqa_jax.data.pipeline import is_usable
 
-        unusable = [Path(p).name for p, hw in zip(paths, classes.sizes)
-                    if hw is None or min(hw) < MIN_SIDE]
+        unusable = [Path(p).name for p, hw in zip(paths, classes.sizes) if not is_usable(hw)]
         print(f"reiqa train: {classes.unusable} of the {len(paths)} training images have an "
               f"unreadable header or a side under the size the distortions need; they are "
               f"skipped when drawn (e.g. {', '.join(unusable[:3])})", file=sys.stderr,

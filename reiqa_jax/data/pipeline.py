@@ -115,6 +115,12 @@ class Classes:
         return np.bincount(np.asarray(self.class_of), minlength=len(self.canvases)).tolist()
 
 
+def is_usable(size) -> bool:
+    """Whether a picture of header size ``size`` ((h, w), None when unreadable)
+    can be trained on: its header was read and no side is under ``MIN_SIDE``."""
+    return size is not None and min(size) >= MIN_SIDE
+
+
 def quality_classes(sizes, *, step: int, max_side: int, min_count: int,
                     max_classes: int = 0) -> Classes:
     """Canvas classes of the quality branch from the pictures' sizes.
@@ -122,7 +128,7 @@ def quality_classes(sizes, *, step: int, max_side: int, min_count: int,
     Pictures with unreadable headers or a side below ``MIN_SIDE`` join the
     largest class: they are skipped when drawn, as unreadable files are.
     """
-    usable = [s is not None and min(s) >= MIN_SIDE for s in sizes]
+    usable = [is_usable(s) for s in sizes]
     good = [s for s, u in zip(sizes, usable) if u]
     if not good:  # nothing usable: one class; every draw is skipped and reported
         canvases, class_good = ((round_side(MIN_SIDE, step),) * 2,), np.zeros(0, np.int32)
