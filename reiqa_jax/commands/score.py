@@ -78,8 +78,8 @@ def run(args) -> int:
 def _check_output(out: Path, overwrite: bool, inputs) -> str | None:
     """Why ``-o OUT`` cannot be written, or None (checked before anything is computed).
 
-    inputs: the paths given to score (and, once known, the images they name):
-    OUT is never one of them, even with --overwrite, nor named as an image."""
+    inputs: the paths given to score: OUT is never one of them (see
+    :func:`_among`), even with --overwrite, nor named as an image."""
     from reiqa_jax.inputs import IMAGE_EXTENSIONS
 
     if out.is_dir():
@@ -87,15 +87,24 @@ def _check_output(out: Path, overwrite: bool, inputs) -> str | None:
     special = not_a_plain_file(out)
     if special:
         return f"output {special} (without -o the scores go to the screen)"
-    target = out.resolve()
-    if any(Path(path).resolve() == target for path in inputs):
-        return f"output {out} is one of the inputs; write the scores to another file"
+    among = _among(out, inputs)
+    if among:
+        return among
     if out.suffix.lower() in IMAGE_EXTENSIONS:
         return f"output {out} is named as an image; the scores are a CSV (e.g. -o scores.csv)"
     if out.exists() and not overwrite:
         return f"output {out} exists; pass --overwrite to replace it"
     parent = unwritable_parent(out.absolute().parent)
     return None if parent is None else f"cannot write {out}: {parent} is not a writable folder"
+
+
+def _among(out: Path, paths) -> str | None:
+    """Why ``OUT`` may not be written when it is one of ``paths``, or None. Only
+    the paths of OUT's own name are resolved (a folder may name 100,000 images)."""
+    target = out.resolve()
+    if any(Path(path).name == out.name and Path(path).resolve() == target for path in paths):
+        return f"output {out} is one of the inputs; write the scores to another file"
+    return None
 
 
 def _run(args, stop) -> int:
@@ -117,7 +126,7 @@ def _run(args, stop) -> int:
     expanded = expand_image_inputs(args.inputs, "reiqa score")
     if not to_file:
         return _to_screen(args, stop, model, expanded.paths)
-    problem = _check_output(args.output, args.overwrite, expanded.paths)
+    problem = _among(args.output, expanded.paths)  # an image a list names, say
     if problem:
         return error("reiqa score", problem)
     return _to_file(args, stop, model, expanded.paths, args.output)

@@ -49,19 +49,14 @@ def run_demo(workdir, **options) -> dict:
     of :func:`_run_demo`.
     """
     from reiqa_jax.demo import training
-    from reiqa_jax.workdir import RunLock, WorkdirError
+    from reiqa_jax.workdir import RunLock
 
     workdir = Path(workdir).absolute()
     training.check_workdir(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        lock = RunLock(workdir, program="reiqa demo", name=training.DEMO_LOCK).__enter__()
-    except WorkdirError as exc:
-        raise training.DemoError(str(exc)) from None
-    try:
+    # a second demo: WorkdirError (one line, exit status 2) before it writes anything
+    with RunLock(workdir, program="reiqa demo", name=training.DEMO_LOCK):
         return _run_demo(workdir, **options)
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def _run_demo(workdir: Path, *, train_steps: int | None = None, seed: int = 0,
@@ -91,7 +86,6 @@ def _run_demo(workdir: Path, *, train_steps: int | None = None, seed: int = 0,
         raise training.DemoError(f"the example photo {example_photo} is not one of the photos")
     train_dir = workdir / "train"
     training.prepare(config, train_dir)
-    workdir.mkdir(parents=True, exist_ok=True)
 
     _log(f"1/5 training pictures: {config.data}")
     t = time.time()
